@@ -1,0 +1,152 @@
+"""Ranking features: what the learning-to-rank stage sees for each (user, candidate) pair.
+
+Built from three places, all known at the user's reference time (their latest interaction), so the same
+code serves training (history before the labels), offline evaluation and the live service:
+- the candidate sources' scores, their rank and their ratio to the user's best candidate;
+- item statistics: all-time and trailing-window popularity at the reference time, days since first and
+  last seen, numeric attributes (year, stars, price tier ...);
+- user x item affinity: the recency-weighted share of the user's history sharing each categorical value of
+  the candidate (genre, destination, category ...), plus the user's activity.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.features.history import Catalog, History
+from recsys.retrieval.candidates import Candidates
+
+DAY = 86400.0
+
+
+class RankingFeatures:
+    def __init__(self, windows_days=(7, 30, 90), affinity_decay: float = 10.0, max_categories: int = 200):
+        self.windows_days = tuple(float(d) for d in windows_days)
+        self.affinity_decay = float(affinity_decay)
+        self.max_categories = int(max_categories)
+        self.numeric: list[str] = []
+        self.categorical: dict[str, list[str]] = {}
+        self.source_names: list[str] = []
+
+    # ---- fitting: item statistics and attribute encodings from the training history ----
+    def fit(self, history: History, source_names: list[str]) -> RankingFeatures:
+        catalog = history.catalog
+        self.source_names = list(source_names)
+        items = np.concatenate([history.items(u) for u in history.users])
+        times = np.concatenate([history.timestamps(u) for u in history.users])
+        self._set_item_times(items, times, len(catalog))
+        attrs = catalog.attributes
+        self.numeric = [c for c in attrs.columns if pd.api.types.is_numeric_dtype(attrs[c])]
+        self.categorical = {}
+        for col in attrs.columns:
+            if col in self.numeric or col in ("title", "name"):
+                continue
+            values = attrs[col].dropna().astype(str).str.split("|").explode()
+            top = values.value_counts().index[: self.max_categories]
+            if 1 < len(top) and values.nunique() < 0.5 * len(catalog) + 2:  # skip free text / ids
+                self.categorical[col] = sorted(top)
+        self._build_matrices(catalog)
+        return self
+
+    def _set_item_times(self, items: np.ndarray, times: np.ndarray, n_items: int) -> None:
+        # (item, time) keys sorted once: a windowed count for any (item, reference time) is two searchsorted.
+        # Keys are item * 1e10 + seconds since the first event: exact in float64 up to ~900k items.
+        self._t0 = float(times.min())
+        order = np.lexsort((times, items))
+        self._keys = items[order].astype(np.float64) * 1e10 + (times[order] - self._t0)
+        self._first = np.full(n_items, np.nan)
+        self._last = np.full(n_items, np.nan)
+        np.fmin.at(self._first, items, times)
+        np.fmax.at(self._last, items, times)
+        self._count = np.bincount(items, minlength=n_items).astype(np.float32)
+
+    def _build_matrices(self, catalog: Catalog) -> None:
+        attrs = catalog.attributes
+        self._onehot = {}
+        for col, values in self.categorical.items():
+            index = {v: k for k, v in enumerate(values)}
+            rows, cols = [], []
+            for pos, cell in enumerate(attrs[col].astype("string").fillna("")):
+                for v in str(cell).split("|"):
+                    if v in index:
+                        rows.append(pos)
+                        cols.append(index[v])
+            m = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(catalog), len(values)))
+            self._onehot[col] = m
+        self._numeric = attrs[self.numeric].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+
+    def windowed_count(self, positions: np.ndarray, ref: np.ndarray, days: float) -> np.ndarray:
+        base = positions.astype(np.float64) * 1e10 - self._t0
+        ref = np.clip(ref, self._t0, None)
+        hi = np.searchsorted(self._keys, base + ref, side="right")
+        lo = np.searchsorted(self._keys, base + np.clip(ref - days * DAY, self._t0, None), side="left")
+        return (hi - lo).astype(np.float32)
+
+    # ---- transform: one row per valid (user, candidate) ----
+    def transform(self, cands: Candidates, history: History, ref_time: np.ndarray | None = None) -> pd.DataFrame:
+        valid = cands.valid
+        u_idx, c_idx = np.nonzero(valid)
+        pos = cands.positions[u_idx, c_idx]
+        if ref_time is None:
+            ref_time = history.last_time(cands.user_ids)
+        ref_time = np.where(np.isnan(ref_time), np.nanmax(self._last), ref_time)
+        ref = ref_time[u_idx]
+        f: dict[str, np.ndarray] = {}
+        for name in self.source_names:
+            s = cands.scores[name]
+            filled = np.where(np.isnan(s), -np.inf, s)
+            rank = np.argsort(np.argsort(-filled, axis=1, kind="stable"), axis=1).astype(np.float32)
+            best = np.nanmax(np.where(valid, s, np.nan), axis=1, keepdims=True)
+            f[f"{name}_score"] = s[u_idx, c_idx]
+            f[f"{name}_rank"] = rank[u_idx, c_idx]
+            f[f"{name}_rel"] = (s / np.where(np.abs(best) > 1e-12, best, 1.0))[u_idx, c_idx]
+        f["n_sources"] = np.array([bin(b).count("1") for b in cands.proposed_by[u_idx, c_idx]], np.float32)
+        f["candidate_order"] = c_idx.astype(np.float32)
+        f["pop_all"] = self._count[pos]
+        for d in self.windows_days:
+            f[f"pop_{int(d)}d"] = self.windowed_count(pos, ref, d)
+        f["days_since_first"] = (ref - self._first[pos]) / DAY
+        f["days_since_last"] = (ref - self._last[pos]) / DAY
+        for k, col in enumerate(self.numeric):
+            f[f"item_{col}"] = self._numeric[pos, k]
+        H = history.matrix(cands.user_ids, decay=self.affinity_decay)
+        Hn = sp.diags(1.0 / np.maximum(np.asarray(H.sum(axis=1)).ravel(), 1e-12)) @ H
+        for col, onehot in self._onehot.items():
+            share = np.asarray((Hn @ onehot).todense(), dtype=np.float32)  # users x values
+            item_vals = onehot[pos]
+            per_value = item_vals.multiply(share[u_idx]).tocsr()
+            n_vals = np.maximum(np.asarray(item_vals.sum(axis=1)).ravel(), 1)
+            f[f"affinity_{col}"] = np.asarray(per_value.sum(axis=1)).ravel() / n_vals
+            f[f"affinity_{col}_max"] = per_value.max(axis=1).toarray().ravel()
+        lengths = np.array([len(history.items(u)) for u in cands.user_ids], dtype=np.float32)
+        f["user_history_len"] = lengths[u_idx]
+        f["user_mean_pop"] = np.array([self._count[history.items(u)].mean() if len(history.items(u)) else 0
+                                       for u in cands.user_ids], np.float32)[u_idx]
+        return pd.DataFrame(f)
+
+    # ---- persistence ----
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {"windows_days": self.windows_days, "affinity_decay": self.affinity_decay,
+                "max_categories": self.max_categories, "numeric": self.numeric,
+                "categorical": self.categorical, "source_names": self.source_names}
+        (path / "features.json").write_text(json.dumps(meta))
+        np.savez(path / "item_stats.npz", t0=self._t0, keys=self._keys, first=self._first, last=self._last, count=self._count)
+
+    @classmethod
+    def load(cls, path: Path, catalog: Catalog) -> RankingFeatures:
+        path = Path(path)
+        meta = json.loads((path / "features.json").read_text())
+        out = cls(meta["windows_days"], meta["affinity_decay"], meta["max_categories"])
+        out.numeric, out.categorical, out.source_names = meta["numeric"], meta["categorical"], meta["source_names"]
+        stats = np.load(path / "item_stats.npz")
+        out._t0 = float(stats["t0"])
+        out._keys, out._first, out._last, out._count = stats["keys"], stats["first"], stats["last"], stats["count"]
+        out._build_matrices(catalog)
+        return out

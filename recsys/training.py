@@ -1,0 +1,126 @@
+"""Training the staged recommender from a split: the functions the ZenML steps and the benchmarks call.
+
+fit_candidate_generator -> fit_ranker -> build_recommender. Candidate sources learn from train; the ranker
+learns to predict each user's valid interactions from candidates and features computed on train alone
+(the valid items are masked like the rest of the history would be), so its labels sit right after the
+history it sees, as the test items sit right after the history at evaluation and serving time.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.schema import DEFAULT_EVENT_WEIGHTS
+from recsys.features.history import Catalog, History
+from recsys.ranking.features import RankingFeatures
+from recsys.ranking.model import RankingModel, candidate_labels
+from recsys.ranking.rankers import make_ranker
+from recsys.retrieval.candidates import CandidateGenerator, candidate_recall as _candidate_recall
+from recsys.retrieval.sources import CoVisitationSource, ItemItemSource, PopularSource, TwoTowerSource
+from recsys.serving.recommender import Recommender
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SOURCES = {
+    "item_item": {"n": 100, "l2": 500.0, "decay": 10.0},
+    "co_visitation": {"n": 50, "window": 5, "decay": 3.0},
+    "two_tower": {"n": 50, "history_length": 50},
+    "popular": {"n": 30, "window_days": 30.0},
+}
+SOURCE_CLASSES = {"item_item": ItemItemSource, "co_visitation": CoVisitationSource, "popular": PopularSource,
+                  "two_tower": TwoTowerSource}
+
+
+def make_history(catalog: Catalog, *frames: pd.DataFrame, event_weights=None) -> History:
+    history = History(catalog, event_weights or DEFAULT_EVENT_WEIGHTS)
+    for frame in frames:
+        history.add(frame)
+    return history
+
+
+def fit_candidate_generator(train, valid, items, users, two_tower=None, index=None,
+                            params: dict | None = None) -> CandidateGenerator:
+    """Candidate sources fitted on train. `params["sources"]` maps source name -> settings (n = how many
+    candidates it proposes); a source set to null is dropped; two_tower needs the trained model."""
+    params = params or {}
+    catalog = Catalog.from_tables(items, train, valid)
+    history = make_history(catalog, train, event_weights=params.get("event_weights"))
+    settings = {**DEFAULT_SOURCES, **params.get("sources", {})}
+    sources, n_per_source = [], {}
+    for name, cfg in settings.items():
+        if cfg is None or (name == "two_tower" and two_tower is None):
+            continue
+        cfg = dict(cfg)
+        n_per_source[name] = int(cfg.pop("n", 50))
+        if name == "two_tower":
+            cfg.update(model=two_tower, index=index)
+        sources.append(SOURCE_CLASSES[name](**cfg))
+    return CandidateGenerator(catalog, sources, n_per_source).fit(history)
+
+
+def candidate_recall(generator: CandidateGenerator, history: pd.DataFrame, target: pd.DataFrame,
+                     n: int | None = None) -> dict[str, float]:
+    """Recall of `target` within the candidates proposed from `history` (the ranker's ceiling)."""
+    hist = make_history(generator.catalog, history)
+    target = target[target.user_id.astype(str).isin(set(hist.users))]
+    return _candidate_recall(generator, hist, target)
+
+
+def fit_ranker(generator: CandidateGenerator, train, valid, items, users,
+               params: dict | None = None) -> tuple[RankingModel, pd.DataFrame]:
+    """Learning-to-rank on candidates from train histories, labelled by the valid interactions.
+
+    Query groups with no positive candidate teach nothing and are dropped; a random 20% of users hold out
+    for early stopping, then the model is refitted on all users with the best round count."""
+    params = params or {}
+    catalog = generator.catalog
+    weights = params.get("event_weights") or DEFAULT_EVENT_WEIGHTS
+    history = make_history(catalog, train, event_weights=weights)
+    target = valid[valid.user_id.astype(str).isin(set(history.users))]
+    user_ids = list(pd.unique(target.user_id.astype(str)))
+    features = RankingFeatures(**params.get("features", {})).fit(history, [s.name for s in generator.sources])
+    X_parts, y_parts, groups = [], [], []
+    for start in range(0, len(user_ids), 512):
+        cands = generator.generate(user_ids[start:start + 512], history)
+        X_parts.append(features.transform(cands, history))
+        y_parts.append(candidate_labels(cands, catalog, target, weights if params.get("graded") else None))
+        groups.append(cands.valid.sum(axis=1))
+    X, y, group = pd.concat(X_parts, ignore_index=True), np.concatenate(y_parts), np.concatenate(groups)
+    keep_group = np.add.reduceat(y, np.r_[0, np.cumsum(group)[:-1]]) > 0 if len(group) else group
+    row_keep = np.repeat(keep_group, group)
+    X, y, group = X[row_keep].reset_index(drop=True), y[row_keep], group[keep_group]
+    log.info("ranker training set: %d rows, %d query groups, %.1f%% positive", len(y), len(group), 100 * y.mean())
+    rng = np.random.default_rng(params.get("seed", 42))
+    holdout = rng.random(len(group)) < params.get("holdout_fraction", 0.2)
+    rows_h = np.repeat(holdout, group)
+    kind = params.get("kind", "lightgbm")
+    probe = make_ranker(kind, params.get("params"), params.get("num_rounds", 500), params.get("early_stopping", 50))
+    probe.fit(X[~rows_h], y[~rows_h], group[~holdout], X[rows_h], y[rows_h], group[holdout])
+    rounds = max(int(probe.best_iteration * 1.1), 10)
+    ranker = make_ranker(kind, params.get("params"), rounds, 0).fit(X, y, group)
+    log.info("ranker %s: %d rounds (early-stopped probe: %d)", kind, rounds, probe.best_iteration)
+    return RankingModel(features, ranker), ranker.feature_importance()
+
+
+def build_recommender(generator: CandidateGenerator, ranking: RankingModel | None, items, users,
+                      history: pd.DataFrame, params: dict | None = None, version: str = "dev") -> Recommender:
+    """The staged recommender over the fitted parts; `history` is what it knows users have done."""
+    params = params or {}
+    hist = make_history(generator.catalog, history, event_weights=params.get("event_weights"))
+    return Recommender(generator.catalog, generator, ranking, hist, params.get("serving"), version)
+
+
+def comparison_models(recommender: Recommender, train: pd.DataFrame, history: pd.DataFrame | None = None) -> dict:
+    """The baselines scored beside the staged recommender in one table: popularity (all-time counts in
+    train) and each retrieval source alone, all through the same filter stage."""
+    from recsys.evaluation.baselines import PopularityRecommender
+
+    known = history if history is not None else train
+    models = {"popularity": PopularityRecommender(train, known=known)}
+    for source in recommender.generator.sources:
+        if source.name in ("two_tower", "item_item"):
+            models[f"{source.name}_only"] = recommender.variant(rank=False, score_source=source.name)
+    return models
