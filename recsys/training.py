@@ -124,3 +124,20 @@ def comparison_models(recommender: Recommender, train: pd.DataFrame, history: pd
         if source.name in ("two_tower", "item_item"):
             models[f"{source.name}_only"] = recommender.variant(rank=False, score_source=source.name)
     return models
+
+
+def refresh_recommender(recommender: Recommender, interactions: pd.DataFrame, refit: bool = True) -> Recommender:
+    """Add interactions to what the recommender knows and, with `refit`, re-fit its cheap parts on the
+    whole history: the item-item, co-visitation and popularity sources and the item statistics behind the
+    ranking features. The two-tower model and the ranker stay as trained (the two-tower reads new history
+    through its user tower). This is what registering a model after evaluation does with the held-out
+    interactions, and what a scheduled refresh does with new events."""
+    recommender.update_history(interactions)
+    if refit:
+        for source in recommender.generator.sources:
+            if not isinstance(source, TwoTowerSource):
+                source.fit(recommender.history)
+        if recommender.ranking is not None:
+            features = recommender.ranking.features
+            features.fit(recommender.history, features.source_names)
+    return recommender

@@ -127,58 +127,61 @@ def generate_travel_data(n_users: int = 2000, n_items: int = 500, n_events: int 
     launch = np.where(rng.random(n_items) < 0.15, rng.uniform(0, days, n_items), -1.0)  # 15% launch later
     launch[np.argmax(pop)] = -1.0  # so that some hotel is always visible, even for tiny catalogues
 
-    # Per-session lookup tables, computed once.
-    budget_fit = (-0.8 * (np.arange(1, 5)[None, :] - np.array(_BUDGET_TIER)[:, None]) ** 2).astype(np.float32)
-    util_base = vec * 1.5  # taste strength
+    # Lookup tables computed once, so each chunk of sessions only gathers rows and adds (float32).
+    budget_fit = -0.8 * (np.arange(1, 5)[None, :] - np.array(_BUDGET_TIER)[:, None]) ** 2  # (budget, tier)
+    budget_items = budget_fit[:, tier - 1].astype(np.float32)  # (3, n_items)
+    util_base = np.ascontiguousarray((vec * 1.5).T)  # (n_latent, n_items); 1.5 = taste strength
     dest_vec = np.stack([vec[dest == d].mean(0) if (dest == d).any() else np.zeros(n_latent)
                          for d in range(n_dest)]).astype(np.float32)
     dest_region = [DESTINATIONS[d][1] for d in range(n_dest)]
     home_bonus = np.array([[0.7 * (h == r) + 0.5 * (_CONTINENT.get(h) == _CONTINENT[r]) for r in dest_region]
                            for h in HOME_REGIONS], dtype=np.float32)
     doy = (start_ts.dayofyear - 1 + np.arange(days)) % 365.25
+    # (days, n_dest): +1 for a destination at its seasonal peak (mid July, or mid January for winter ones)
     season = np.array([d[2] for d in DESTINATIONS])[None, :] * np.cos(2 * np.pi * (doy[:, None] - 196) / 365.25)
-    season = season.astype(np.float32)  # (days, n_dest): +1 for a destination at its seasonal peak
-    dest_logit = np.log(np.array([d[4] for d in DESTINATIONS]))
+    dest_day = (season + np.log(np.array([d[4] for d in DESTINATIONS]))[None, :]).astype(np.float32)
+    day_items = (pop[None, :] + 0.5 * season[:, dest]).astype(np.float32)  # (days, n_items)
+    day_items[launch[None, :] > np.arange(days)[:, None]] = -np.inf  # invisible before launch
+    dest_items = (3.0 * (dest[None, :] == np.arange(n_dest)[:, None])).astype(np.float32)  # session's destination
     weekend = (start_ts.dayofweek + np.arange(days)) % 7 >= 5
     day_w = (1 + 0.3 * np.arange(days) / days) * np.where(weekend, 1.2, 1.0)  # growth + weekend bump
     hour_w = np.array([1, .5, .3, .2, .2, .3, .6, 1, 1.5, 2, 2, 2, 2.2, 2.2, 2, 2, 2, 2.2, 2.6, 3, 3.2, 3, 2.4, 1.6])
 
-    # Mean views per session 1/0.3 ~ 3.3; with clicks and bookings ~4.5 events per session.
-    chunk = int(max(64, min(200_000, 4_000_000 // n_items)))
-    parts, n_done, s_offset = [], 0, 0
+    # Output columns are preallocated and filled chunk by chunk: memory ~ 30 bytes per event before pandas.
+    uu, ii = np.empty(n_events, np.int32), np.empty(n_events, np.int32)
+    ns, st = np.empty(n_events, np.int64), np.empty(n_events, np.int8)
+    val, ss = np.empty(n_events), np.empty(n_events, np.int64)
+    starts, n_done, s_offset = [], 0, 0
+    chunk = int(max(64, min(100_000, 4_000_000 // n_items)))  # ~16 MB per (sessions x items) float32 matrix
+    k = min(_MAX_VIEWS, n_items)
     while n_done < n_events:
         s = chunk
         su = rng.choice(n_users, s, p=activity)
         sday = rng.choice(days, s, p=day_w / day_w.sum())
         sstart = sday * 86400.0 + rng.choice(24, s, p=hour_w / hour_w.sum()) * 3600.0 + rng.uniform(0, 3600, s)
-        d_logit = (dest_logit[None, :] + home_bonus[home[su]] + season[sday] + 0.8 * taste[su] @ dest_vec.T)
-        sdest = _softmax_choice(rng, d_logit.astype(np.float32))
-        util = taste[su] @ util_base.T + budget_fit[budget[su]][:, tier - 1]  # (s, n_items)
-        in_dest = (dest[None, :] == sdest[:, None]).astype(np.float32)
-        logit = util + pop[None, :] + np.float32(3.0) * in_dest + np.float32(0.5) * season[sday][:, dest]
-        logit[launch[None, :] > sday[:, None]] = -np.inf  # not bookable (nor visible) before launch
-        noisy = logit - _log_exponential(rng, logit.shape)
-        k = min(_MAX_VIEWS, n_items)
-        if k < n_items:
-            top = np.argpartition(-noisy, k - 1, axis=1)[:, :k]
-        else:
-            top = np.tile(np.arange(n_items), (s, 1))
+        sdest = _softmax_choice(rng, dest_day[sday] + home_bonus[home[su]] + 0.8 * taste[su] @ dest_vec.T)
+        util = taste[su] @ util_base  # (s, n_items): the user's own liking, reused for clicks and bookings
+        util += budget_items[budget[su]]
+        logit = day_items[sday]
+        logit += util
+        logit += dest_items[sdest]
+        noisy = _log_exponential(rng, logit.shape)
+        np.subtract(logit, noisy, out=noisy)  # Gumbel top-k = sampling views without replacement
+        top = np.argpartition(-noisy, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (s, 1))
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(noisy, top, 1), axis=1), 1)  # view order
-        n_views = np.minimum(rng.geometric(0.3, s), k)
-        visible = np.isfinite(np.take_along_axis(logit, top, 1))
-        n_views = np.maximum(np.minimum(n_views, visible.sum(1)), 1)
+        visible = np.isfinite(np.take_along_axis(logit, top, 1)).sum(1)
+        n_views = np.maximum(np.minimum(np.minimum(rng.geometric(0.3, s), k), visible), 1)  # mean ~3.3
         sess, pos = np.nonzero(np.arange(k)[None, :] < n_views[:, None])  # one row per view, session-major
         item = top[sess, pos]
         u = util[sess, item]
         click = rng.random(sess.size) < 1 / (1 + np.exp(-(-2.2 + 0.6 * u)))
         book = click & (rng.random(sess.size) < 1 / (1 + np.exp(-(-2.8 + 0.5 * u))))
-        first_book = np.zeros_like(book)
         bi = np.flatnonzero(book)
-        first_book[bi[np.r_[True, sess[bi][1:] != sess[bi][:-1]]]] = True  # at most one booking per session
-        # Rows: each view, then its click, then its booking; (session, view position, stage) ordering.
+        bi = bi[np.r_[True, sess[bi][1:] != sess[bi][:-1]]]  # at most one booking per session
+        # Rows: each view, then its click, then its booking; ordered by (session, view position, stage).
         stage = np.concatenate([np.zeros(sess.size, np.int8), np.ones(click.sum(), np.int8),
-                                np.full(first_book.sum(), 2, np.int8)])
-        src = np.concatenate([np.arange(sess.size), np.flatnonzero(click), np.flatnonzero(first_book)])
+                                np.full(bi.size, 2, np.int8)])
+        src = np.concatenate([np.arange(sess.size), np.flatnonzero(click), bi])
         order = np.lexsort((stage, src))
         stage, src = stage[order], src[order]
         rs = sess[src]
@@ -189,32 +192,30 @@ def generate_travel_data(n_users: int = 2000, n_items: int = 500, n_events: int 
         csum = np.cumsum(gap)
         first = np.r_[True, rs[1:] != rs[:-1]]
         before = np.repeat(csum[first] - gap[first], np.diff(np.r_[np.flatnonzero(first), rs.size]))
-        seconds = sstart[rs] + csum - before  # per-session cumulative sum of gaps, vectorised
         nights = np.minimum(rng.geometric(0.35, src.size), 14)
-        value = np.where(stage == 2, np.round(price[item[src]] * nights, 2), 1.0)
         take = min(src.size, n_events - n_done)  # the last chunk is cut to hit n_events exactly
-        parts.append((su[rs][:take].astype(np.int32), item[src][:take].astype(np.int32),
-                      np.rint(seconds[:take] * 1e3).astype(np.int64) * 1_000_000, stage[:take], value[:take],
-                      (rs[:take] + s_offset).astype(np.int64), sstart[rs][:take]))
+        out = slice(n_done, n_done + take)
+        uu[out], ii[out], st[out] = su[rs][:take], item[src][:take], stage[:take]
+        ns[out] = np.rint((sstart[rs] + csum - before)[:take] * 1e3).astype(np.int64) * 1_000_000  # ms
+        val[out] = np.where(stage == 2, np.round(price[item[src]] * nights, 2), 1.0)[:take]
+        ss[out] = rs[:take] + s_offset
+        starts.append(sstart)
         n_done += take
         s_offset += s
-    uu, ii, ns, st, val, ss, s_start = (np.concatenate(c) for c in zip(*parts))
-    del parts
-    # Number sessions by start time so session ids read chronologically.
-    uniq_s, s_codes = np.unique(ss, return_inverse=True)
-    first_start = np.empty(uniq_s.size)
-    first_start[s_codes] = s_start  # every row of a session carries the same start
-    rank = np.empty(uniq_s.size, np.int64)
-    rank[np.argsort(first_start, kind="stable")] = np.arange(uniq_s.size)
+    # Number sessions by start time so that session ids read chronologically.
+    n_sess = int(ss[-1]) + 1
+    rank = np.empty(n_sess, np.int64)
+    rank[np.argsort(np.concatenate(starts)[:n_sess], kind="stable")] = np.arange(n_sess)
     order = np.argsort(ns, kind="stable")
     interactions = pd.DataFrame({
-        USER_ID: _ids("u", n_users, 5)[uu[order]],
+        USER_ID: _ids("u", n_users, 5)[uu[order]],  # object arrays pointing at n_users shared strings
         ITEM_ID: _ids("h", n_items, 4)[ii[order]],
         TIMESTAMP: pd.to_datetime(ns[order] + start_ts.value, utc=True),
         EVENT_TYPE: np.array(EVENTS, dtype=object)[st[order]],
-        VALUE: val[order].astype(np.float64),
-        SESSION_ID: _ids("s", uniq_s.size, 7)[rank[s_codes[order]]],
-    })
+        VALUE: val[order],
+        SESSION_ID: _ids("s", n_sess, 7)[rank[ss[order]]],
+    }, copy=False)  # no block consolidation: avoids copying 10M-row object columns
+    del uu, ii, ns, st, val, ss, order
     users = pd.DataFrame({USER_ID: _ids("u", n_users, 5),
                           "home_region": np.array(HOME_REGIONS, object)[home],
                           "budget": np.array(BUDGETS, object)[budget],

@@ -78,9 +78,11 @@ def _check_table(df: pd.DataFrame, table: str, required: Sequence[str]) -> pd.Da
         if column not in df.columns:
             raise DataValidationError(
                 table, column, f"required column is missing (columns are {list(map(str, df.columns))})")
-    # Positions, not labels: reported rows must be findable in what the user passed in.
-    # A shallow copy: we replace whole columns, never write into the caller's arrays.
-    return df.reset_index(drop=True).copy(deep=False)
+    # A shallow copy (reset_index would deep-copy 10M-row object columns): we only replace whole columns,
+    # never write into the caller's arrays. RangeIndex: reported rows are positions in what the user gave.
+    out = df.copy(deep=False)
+    out.index = pd.RangeIndex(len(out))
+    return out
 
 
 def _as_str_ids(series: pd.Series, table: str, column: str, allow_null: bool = False) -> pd.Series:
@@ -172,7 +174,8 @@ def validate_interactions(df: pd.DataFrame, event_types: Sequence[str] = EVENT_T
         out[SESSION_ID] = _as_str_ids(out[SESSION_ID], table, SESSION_ID, allow_null=True)
     if not out[TIMESTAMP].is_monotonic_increasing:  # skip the sort for already ordered data (synthetic)
         out = out.sort_values(TIMESTAMP, kind="stable")
-    return out.reset_index(drop=True)
+        out.index = pd.RangeIndex(len(out))
+    return out
 
 
 def _validate_entities(df: pd.DataFrame, table: str, id_column: str) -> pd.DataFrame:

@@ -33,8 +33,16 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.schema import ITEM_ID, USER_ID
-
-RANK = "rank"
+from recsys.evaluation._kernels import (
+    RANK,
+    id_array,
+    list_diversity,
+    list_novelty,
+    long_form,
+    nanmean,
+    rank_within,
+    user_rank_order,
+)
 
 
 def _check_k(k) -> int:
@@ -102,89 +110,13 @@ def catalog_coverage(recs: pd.DataFrame | Iterable[Sequence], n_items: int) -> f
     """Distinct recommended items / n_items. `recs` is a frame with an item_id column or a list of lists."""
     if n_items is None or n_items <= 0:
         raise ValueError(f"n_items must be positive, got {n_items!r}")
-    _, items, _ = _long_form(recs)
+    _, items, _ = long_form(recs)
     return len(pd.unique(items)) / n_items
 
 
 def item_popularity(interactions: pd.DataFrame) -> pd.Series:
     """item_id -> share of users who interacted with the item (the p(i) used by `novelty`)."""
     return interactions.groupby(ITEM_ID)[USER_ID].nunique() / max(interactions[USER_ID].nunique(), 1)
-
-
-def _long_form(lists) -> tuple[np.ndarray, np.ndarray, int]:
-    """(group code per row, item per row, n_groups) from a recs frame or an iterable of lists."""
-    if isinstance(lists, pd.DataFrame):
-        df = lists.sort_values([USER_ID, RANK], kind="mergesort") if RANK in lists else lists
-        codes, uniques = pd.factorize(df[USER_ID])
-        return codes, df[ITEM_ID].to_numpy(), len(uniques)
-    lists = [list(x) for x in lists]
-    lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-    items = np.array([i for x in lists for i in x], dtype=object)
-    return np.repeat(np.arange(len(lists)), lengths), items, len(lists)
-
-
-def _unit_rows(features, uniques: np.ndarray, item_ids) -> np.ndarray:
-    """L2-normalised embedding row per unique item (NaN row when the item has no embedding)."""
-    if isinstance(features, pd.DataFrame):
-        mat = features[~features.index.duplicated()].reindex(uniques).to_numpy(dtype=np.float64)
-    else:
-        arr = np.asarray(features, dtype=np.float64)
-        if arr.ndim != 2:
-            raise ValueError("embedding features must be 2-D (n_items x dim)")
-        if item_ids is None:  # the lists hold row positions
-            pos = pd.to_numeric(pd.Series(uniques), errors="coerce").fillna(-1).to_numpy(np.int64)
-        else:
-            pos = pd.Index(item_ids).get_indexer(uniques)
-        pos[pos >= len(arr)] = -1
-        mat = np.vstack([arr, np.full((1, arr.shape[1]), np.nan)])[pos]  # -1 picks the NaN row
-    norms = np.linalg.norm(mat, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norms > 0, mat / norms, 0.0 * mat)
-
-
-def _list_diversity(group, codes, uniques, features, n_groups, item_ids=None) -> np.ndarray:
-    """Per-list mean pairwise dissimilarity; NaN for lists with fewer than 2 described items."""
-    if isinstance(features, pd.Series):
-        cats = features[~features.index.duplicated()].reindex(uniques)
-        cat_codes = pd.factorize(cats)[0][codes]  # -1 = no category
-        ok = cat_codes >= 0
-        g, c = group[ok].astype(np.int64), cat_codes[ok].astype(np.int64)
-        n = np.bincount(g, minlength=n_groups).astype(np.float64)
-        width = int(c.max()) + 1 if len(c) else 1
-        keys, counts = np.unique(g * width + c, return_counts=True)
-        same = np.bincount(keys // width, weights=counts * (counts - 1) / 2.0, minlength=n_groups)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            div = 1.0 - same / (n * (n - 1) / 2.0)
-    else:
-        unit = _unit_rows(features, uniques, item_ids)
-        ok = ~np.isnan(unit[:, 0])[codes] if unit.shape[1] else np.zeros(len(codes), bool)
-        g, c = group[ok], codes[ok]
-        order = np.argsort(g, kind="stable")
-        g, c = g[order], c[order]
-        n = np.bincount(g, minlength=n_groups).astype(np.float64)
-        sq = np.bincount(g, weights=(unit**2).sum(axis=1)[c], minlength=n_groups)
-        sums = np.zeros((n_groups, unit.shape[1]))
-        for start in range(0, len(g), 1_000_000):  # chunked: never materialise rows x dim at once
-            gg, cc = g[start : start + 1_000_000], c[start : start + 1_000_000]
-            bounds = np.r_[0, np.flatnonzero(np.diff(gg)) + 1]
-            np.add.at(sums, gg[bounds], np.add.reduceat(unit[cc], bounds, axis=0))
-        with np.errstate(invalid="ignore", divide="ignore"):  # sum_{i!=j} cos = |S|^2 - sum |u_i|^2
-            div = 1.0 - ((sums**2).sum(axis=1) - sq) / (n * (n - 1))
-    div[n < 2] = np.nan
-    return div
-
-
-def _list_novelty(group, codes, uniques, popularity: pd.Series, n_groups) -> np.ndarray:
-    p = popularity[~popularity.index.duplicated()].reindex(uniques).to_numpy(dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        info = np.where(p > 0, -np.log2(p), np.nan)[codes]
-        ok = ~np.isnan(info)
-        total = np.bincount(group[ok], weights=info[ok], minlength=n_groups)
-        return total / np.bincount(group[ok], minlength=n_groups)  # NaN for lists with no known item
-
-
-def _nanmean(values: np.ndarray) -> float:
-    return float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else float("nan")
 
 
 def intra_list_diversity(lists, item_features, item_ids: Sequence | None = None) -> float:
@@ -195,29 +127,16 @@ def intra_list_diversity(lists, item_features, item_ids: Sequence | None = None)
     embedding columns, or a 2-D array whose rows are keyed by `item_ids` (or, without `item_ids`, by the
     integer item positions the lists contain); embeddings use 1 - cosine similarity.
     """
-    group, items, n_groups = _long_form(lists)
+    group, items, n_groups = long_form(lists)
     codes, uniques = pd.factorize(items)
-    return _nanmean(_list_diversity(group, codes, np.asarray(uniques), item_features, n_groups, item_ids))
+    return nanmean(list_diversity(group, codes, np.asarray(uniques), item_features, n_groups, item_ids))
 
 
 def novelty(lists, popularity: pd.Series) -> float:
     """Mean over lists of mean -log2 p(i); `popularity` is item_id -> p(i) (see `item_popularity`)."""
-    group, items, n_groups = _long_form(lists)
+    group, items, n_groups = long_form(lists)
     codes, uniques = pd.factorize(items)
-    return _nanmean(_list_novelty(group, codes, np.asarray(uniques), popularity, n_groups))
-
-
-def _rank_within(groups: np.ndarray) -> np.ndarray:
-    """1-based position of each row inside its run of equal values of the sorted `groups`."""
-    if not len(groups):
-        return np.zeros(0, dtype=np.int64)
-    starts = np.r_[0, np.flatnonzero(np.diff(groups)) + 1]
-    return np.arange(len(groups)) - np.repeat(starts, np.diff(np.r_[starts, len(groups)])) + 1
-
-
-def _ids(col: pd.Series) -> np.ndarray:
-    """Ids are strings (design.md); non-string columns are cast so 1 and "1" cannot silently mismatch."""
-    return col.to_numpy() if col.dtype == object else col.astype(str).to_numpy(dtype=object)
+    return nanmean(list_novelty(group, codes, np.asarray(uniques), popularity, n_groups))
 
 
 def ranking_metrics(
@@ -246,29 +165,32 @@ def ranking_metrics(
     truth = truth[[USER_ID, ITEM_ID]].drop_duplicates()
     if truth.empty:
         raise ValueError("truth is empty: there is nothing to evaluate")
-    t_user, t_item = _ids(truth[USER_ID]), _ids(truth[ITEM_ID])
+    t_user, t_item = id_array(truth[USER_ID]), id_array(truth[ITEM_ID])
     users, t_items = pd.Index(pd.unique(t_user)), pd.Index(pd.unique(t_item))
     n_users, n_t = len(users), np.int64(len(t_items))
     t_code = users.get_indexer(t_user).astype(np.int64)
     n_rel = np.bincount(t_code, minlength=n_users)
     t_keys = t_code * n_t + t_items.get_indexer(t_item)
 
-    r_code = users.get_indexer(_ids(recs[USER_ID])).astype(np.int64)
+    r_code = users.get_indexer(id_array(recs[USER_ID])).astype(np.int64)
     rank = recs[RANK].to_numpy() if RANK in recs else np.arange(len(recs))
-    keep = r_code >= 0
-    order = np.lexsort((rank[keep], r_code[keep]))
-    r_code, r_item = r_code[keep][order], _ids(recs[ITEM_ID])[keep][order]
-    pos = _rank_within(r_code)
-    top = pos <= max_k
-    r_code, r_item, pos = r_code[top], r_item[top], pos[top]
+    r_item = id_array(recs[ITEM_ID])
+    if not (keep := r_code >= 0).all():
+        r_code, rank, r_item = r_code[keep], rank[keep], r_item[keep]
+    if (order := user_rank_order(r_code, rank)) is not None:
+        r_code, r_item = r_code[order], r_item[order]
+    pos = rank_within(r_code)
+    if not (top := pos <= max_k).all():
+        r_code, r_item, pos = r_code[top], r_item[top], pos[top]
     codes, uniques = pd.factorize(r_item)
     uniques = np.asarray(uniques, dtype=object)
-    first = ~pd.Series(r_code * max(len(uniques), 1) + codes).duplicated().to_numpy()
     tcode = t_items.get_indexer(uniques)[codes] if len(codes) else np.zeros(0, np.int64)
-    hit = first & (tcode >= 0)
-    hit[hit] = np.isin(r_code[hit] * n_t + tcode[hit], t_keys)
+    hit = tcode >= 0
+    hit[hit] = pd.Series(r_code[hit] * n_t + tcode[hit]).isin(t_keys).to_numpy()  # hash-based, O(rows)
+    hit_rows = np.flatnonzero(hit)  # a repeated item only hits at its first (lowest) position
+    hit[hit_rows[pd.Series(r_code[hit_rows] * n_t + tcode[hit_rows]).duplicated().to_numpy()]] = False
     h_user, h_pos = r_code[hit], pos[hit]
-    h_rank = _rank_within(h_user)  # 1 for a user's first hit, 2 for the second, ...
+    h_rank = rank_within(h_user)  # 1 for a user's first hit, 2 for the second, ...
     disc_cum = np.r_[0.0, np.cumsum(1.0 / np.log2(np.arange(2, max_k + 2)))]
 
     out: dict[str, float] = {}
@@ -291,9 +213,9 @@ def ranking_metrics(
         if n_items is not None:
             out[f"coverage@{kk}"] = np.count_nonzero(np.bincount(codes[in_k], minlength=1)) / n_items
         if item_categories is not None:
-            div = _list_diversity(r_code[in_k], codes[in_k], uniques, item_categories, n_users)
-            out[f"diversity@{kk}"] = _nanmean(div)
+            div = list_diversity(r_code[in_k], codes[in_k], uniques, item_categories, n_users)
+            out[f"diversity@{kk}"] = nanmean(div)
         if item_popularity is not None:
-            nov = _list_novelty(r_code[in_k], codes[in_k], uniques, item_popularity, n_users)
-            out[f"novelty@{kk}"] = _nanmean(nov)
+            nov = list_novelty(r_code[in_k], codes[in_k], uniques, item_popularity, n_users)
+            out[f"novelty@{kk}"] = nanmean(nov)
     return out

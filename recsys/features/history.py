@@ -133,12 +133,30 @@ class History:
         m.sum_duplicates()
         return m
 
-    def truncated(self, keep) -> History:
-        """A copy keeping, per user, the items selected by `keep(user, n) -> slice`."""
-        out = History(self.catalog, self.event_weights)
-        for user in self._items:
-            s = keep(user, len(self._items[user]))
-            if len(self._items[user][s]):
-                out._items[user], out._ts[user], out._w[user] = (
-                    self._items[user][s], self._ts[user][s], self._w[user][s])
-        return out
+    def to_frame(self) -> pd.DataFrame:
+        """Flat (user_id, item_pos, t, w) rows: how the bundle stores the history."""
+        users = self.users
+        lengths = [len(self._items[u]) for u in users]
+        empty = np.empty(0)
+        return pd.DataFrame({
+            "user_id": np.repeat(np.asarray(users, dtype=object), lengths),
+            "item_pos": np.concatenate([self._items[u] for u in users]) if users else empty.astype(np.int64),
+            "t": np.concatenate([self._ts[u] for u in users]) if users else empty,
+            "w": np.concatenate([self._w[u] for u in users]) if users else empty,
+        })
+
+    @classmethod
+    def from_frame(cls, catalog: Catalog, frame: pd.DataFrame, event_weights=None) -> History:
+        history = cls(catalog, event_weights)
+        for user, block in frame.groupby("user_id", sort=False):
+            history._items[user] = block.item_pos.to_numpy(np.int64)
+            history._ts[user] = block.t.to_numpy(np.float64)
+            history._w[user] = block.w.to_numpy(np.float64)
+        return history
+
+    def all_events(self) -> tuple[np.ndarray, np.ndarray]:
+        """(item positions, times) of every interaction, for item statistics."""
+        users = self.users
+        if not users:
+            return np.empty(0, np.int64), np.empty(0)
+        return np.concatenate([self._items[u] for u in users]), np.concatenate([self._ts[u] for u in users])

@@ -37,8 +37,7 @@ class RankingFeatures:
     def fit(self, history: History, source_names: list[str]) -> RankingFeatures:
         catalog = history.catalog
         self.source_names = list(source_names)
-        items = np.concatenate([history.items(u) for u in history.users])
-        times = np.concatenate([history.timestamps(u) for u in history.users])
+        items, times = history.all_events()
         self._set_item_times(items, times, len(catalog))
         attrs = catalog.attributes
         self.numeric = [c for c in attrs.columns if pd.api.types.is_numeric_dtype(attrs[c])]
@@ -105,7 +104,8 @@ class RankingFeatures:
             f[f"{name}_score"] = s[u_idx, c_idx]
             f[f"{name}_rank"] = rank[u_idx, c_idx]
             f[f"{name}_rel"] = (s / np.where(np.abs(best) > 1e-12, best, 1.0))[u_idx, c_idx]
-        f["n_sources"] = np.array([bin(b).count("1") for b in cands.proposed_by[u_idx, c_idx]], np.float32)
+        by = cands.proposed_by[u_idx, c_idx]
+        f["n_sources"] = sum((by >> k) & 1 for k in range(len(self.source_names))).astype(np.float32)
         f["candidate_order"] = c_idx.astype(np.float32)
         f["pop_all"] = self._count[pos]
         for d in self.windows_days:

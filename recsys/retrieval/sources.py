@@ -170,8 +170,7 @@ class PopularSource(CandidateSource):
 
     def fit(self, history: History) -> PopularSource:
         n = len(history.catalog)
-        items = np.concatenate([history.items(u) for u in history.users])
-        times = np.concatenate([history.timestamps(u) for u in history.users])
+        items, times = history.all_events()
         recent = items[times >= times.max() - self.window_days * 86400]
         alltime = np.bincount(items, minlength=n).astype(np.float32)
         # Trending first; all-time popularity breaks ties and orders items outside the window.

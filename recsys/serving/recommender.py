@@ -58,7 +58,7 @@ class Recommender:
             for r, user in enumerate(batch):
                 keep = order[r][np.isfinite(scores[r, order[r]])]
                 bits = cands.proposed_by[r, keep]
-                sources = [names[(b & -b).bit_length() - 1] for b in bits]
+                sources = [names[(int(b) & -int(b)).bit_length() - 1] for b in bits]
                 yield user, cands.positions[r, keep], scores[r, keep], sources
 
     def _allowed(self, context: dict | None) -> np.ndarray | None:
@@ -106,13 +106,17 @@ class Recommender:
         return out + [{"item_id": self.catalog.item_ids[p], "score": float(s), "source":
                        self.config["cold_start_source"], "stage": "cold_start"} for p, s in zip(top, scores)]
 
-    def recommend_batch(self, user_ids, k: int = 10) -> pd.DataFrame:
+    def recommend_batch(self, user_ids, k: int = 10, exclude: pd.DataFrame | None = None) -> pd.DataFrame:
         """Top-k for many users: DataFrame[user_id, rank, item_id, score, source]. Users without history
-        get the cold-start list."""
+        get the cold-start list. `exclude` (user_id, item_id rows) masks more items beyond the history,
+        e.g. the validation items under the offline protocol."""
         user_ids = [str(u) for u in user_ids]
         known = [u for u in user_ids if u in self.history]
+        extra = None
+        if exclude is not None and len(exclude):
+            extra = exclude.groupby(exclude.user_id.astype(str)).item_id.agg(lambda s: set(s.astype(str))).to_dict()
         frames = []
-        for user, pos, scores, sources in self._rank(known, k, None, None):
+        for user, pos, scores, sources in self._rank(known, k, extra, None):
             frames.append(pd.DataFrame({"user_id": user, "rank": np.arange(1, len(pos) + 1),
                                         "item_id": self.catalog.item_ids[pos], "score": scores,
                                         "source": sources}))
@@ -147,14 +151,8 @@ class Recommender:
         self.generator.save(path / "candidates")
         if self.ranking is not None:
             self.ranking.save(path / "ranking")
-        h = self.history
-        rows = [(u, h.items(u), h.timestamps(u), h._w[u]) for u in h.users]
-        frame = pd.DataFrame({"user_id": np.repeat([r[0] for r in rows], [len(r[1]) for r in rows]),
-                              "item_pos": np.concatenate([r[1] for r in rows]) if rows else [],
-                              "t": np.concatenate([r[2] for r in rows]) if rows else [],
-                              "w": np.concatenate([r[3] for r in rows]) if rows else []})
-        frame.to_parquet(path / "history.parquet")
-        meta = {"version": self.version, "config": self.config, "event_weights": h.event_weights}
+        self.history.to_frame().to_parquet(path / "history.parquet")
+        meta = {"version": self.version, "config": self.config, "event_weights": self.history.event_weights}
         (path / "recommender.json").write_text(json.dumps(meta, indent=2))
         return path
 
@@ -174,12 +172,7 @@ class Recommender:
             context["index"] = AnnIndex.load(path / "ann_index") if (path / "ann_index").exists() else None
         generator = CandidateGenerator.load(path / "candidates", catalog, **context)
         ranking = RankingModel.load(path / "ranking", catalog) if (path / "ranking").exists() else None
-        history = History(catalog, meta["event_weights"])
-        frame = pd.read_parquet(path / "history.parquet")
-        for user, block in frame.groupby("user_id", sort=False):
-            history._items[user] = block.item_pos.to_numpy(np.int64)
-            history._ts[user] = block.t.to_numpy(np.float64)
-            history._w[user] = block.w.to_numpy(np.float64)
+        history = History.from_frame(catalog, pd.read_parquet(path / "history.parquet"), meta["event_weights"])
         return cls(catalog, generator, ranking, history, meta["config"], meta["version"])
 
     def _two_tower(self) -> TwoTowerSource | None:

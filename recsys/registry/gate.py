@@ -1,0 +1,55 @@
+"""Promotion gate: whether a freshly trained recommender may be registered and promoted.
+
+The training pipeline scores the candidate next to its comparison models (`recsys.evaluation.protocol.
+evaluate`: one row per model, one column per metric) and asks `check_gate` before anything is registered.
+Thresholds come from the training config:
+
+    {"min_ndcg@10": 0.05,              # candidate's column value must be >= the bound
+     "min_recall@10": 0.08,
+     "must_beat": ["popularity"],      # candidate must score strictly higher than these rows ...
+     "beat_metric": "ndcg@10"}         # ... on this column (default "ndcg@10")
+
+A key, metric or model the table does not have is a configuration error (ValueError), not a failed gate:
+a typo must not silently block or pass every future model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+DEFAULT_BEAT_METRIC = "ndcg@10"
+
+
+def _value(metrics: pd.DataFrame, model: str, column: str) -> float:
+    if model not in metrics.index:
+        raise ValueError(f"gate names model {model!r}; the evaluation table has {list(metrics.index)}")
+    if column not in metrics.columns:
+        raise ValueError(f"gate names metric {column!r}; the evaluation table has {list(metrics.columns)}")
+    return float(metrics.loc[model, column])
+
+
+def check_gate(metrics: pd.DataFrame, thresholds: Mapping, candidate: str = "recommender") -> tuple[bool, list[str]]:
+    """(passed, reasons): one reason line per check, prefixed "ok" or "FAIL"; passed when none failed.
+    NaN scores fail (every comparison with NaN is false). An empty `thresholds` passes with no checks."""
+    unknown = [k for k in thresholds if not (k.startswith("min_") or k in ("must_beat", "beat_metric"))]
+    if unknown:
+        raise ValueError(f"unknown gate threshold key(s) {unknown}: use min_<metric>, must_beat, beat_metric")
+    reasons: list[str] = []
+
+    def check(ok: bool, text: str) -> None:
+        reasons.append(f"{'ok' if ok else 'FAIL'}: {text}")
+
+    for key, bound in thresholds.items():
+        if key.startswith("min_"):
+            value = _value(metrics, candidate, key[4:])
+            check(value >= float(bound), f"{candidate} {key[4:]} = {value:.4f} (minimum {float(bound):.4f})")
+    beat_metric = thresholds.get("beat_metric", DEFAULT_BEAT_METRIC)
+    must_beat = thresholds.get("must_beat") or []
+    if isinstance(must_beat, str):
+        must_beat = [must_beat]
+    for other in must_beat:
+        mine, theirs = _value(metrics, candidate, beat_metric), _value(metrics, other, beat_metric)
+        check(mine > theirs, f"{candidate} {beat_metric} = {mine:.4f} vs {other} = {theirs:.4f} (must be higher)")
+    return all(r.startswith("ok") for r in reasons), reasons

@@ -1,0 +1,139 @@
+"""MLflow side of the model registry: log a training run, register its bundle, promote it with an alias.
+
+The register step of the training pipeline calls `log_run` then `register_bundle` for a recommender that
+passed the quality gate; batch inference (and the service image build) resolve the promoted version with
+`download_bundle(name, alias)`. A registered version's source is the bundle directory logged under the
+run's `bundle/` artifact path, so MLflow stores exactly the files `recsys.registry.bundle` wrote. Promotion
+uses aliases ("production", "staging"): MLflow 3 dropped the old stages.
+
+Everything takes the tracking URI explicitly (the same URI serves tracking and registry): nothing here
+reads global MLflow state or imports an orchestration framework. For a local `sqlite:///.../mlflow.db`
+backend, experiments created here keep their artifacts beside the database (`<db dir>/artifacts`), not in
+MLflow's default `./mlruns` under whatever directory the process started in.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+BUNDLE_ARTIFACT_PATH = "bundle"
+_MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
+_INVALID_NAME_CHARS = re.compile(r"[^\w\-. /:]")
+
+
+def _client(tracking_uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def metric_key(name: str) -> str:
+    """A metric/param name MLflow accepts: "ndcg@10" -> "ndcg_at_10"; other invalid characters -> "_"."""
+    return _INVALID_NAME_CHARS.sub("_", str(name).replace("@", "_at_"))
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested dicts to MLflow params: {"two_tower": {"epochs": 3}} -> {"two_tower.epochs": "3"}."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{metric_key(key)}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_params(value, f"{name}."))
+        else:
+            flat[name] = str(value)[:_MAX_PARAM_LENGTH]
+    return flat
+
+
+def _default_artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    if not tracking_uri.startswith("sqlite:///"):
+        return None  # a tracking server decides where artifacts go
+    db_dir = Path(tracking_uri[len("sqlite:///"):]).resolve().parent
+    return (db_dir / "artifacts" / metric_key(experiment).replace("/", "_")).as_uri()
+
+
+def ensure_experiment(tracking_uri: str, experiment: str) -> str:
+    """Id of the named experiment, created (artifacts beside a sqlite database) when missing."""
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    client = _client(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    return client.create_experiment(experiment, _default_artifact_location(tracking_uri, experiment))
+
+
+def log_run(tracking_uri: str, experiment: str, params: Mapping[str, Any], metrics: Mapping[str, float],
+            artifacts_dir: str | Path | None = None, tags: Mapping[str, Any] | None = None,
+            run_name: str | None = None, artifact_path: str = BUNDLE_ARTIFACT_PATH) -> str:
+    """Create a finished run with params (flattened), metrics (non-numbers skipped), tags and, when given,
+    the files of `artifacts_dir` under `artifact_path`. Returns the run id."""
+    from mlflow.entities import Metric, Param
+
+    client = _client(tracking_uri)
+    run = client.create_run(ensure_experiment(tracking_uri, experiment), run_name=run_name,
+                            tags={k: str(v) for k, v in (tags or {}).items()})
+    run_id = run.info.run_id
+    try:
+        now = int(time.time() * 1000)
+        metric_rows = [Metric(metric_key(k), float(v), now, 0) for k, v in metrics.items()
+                       if isinstance(v, numbers.Real) and not isinstance(v, bool)]
+        param_rows = [Param(k, v) for k, v in flatten_params(params).items()]
+        for start in range(0, max(len(metric_rows), len(param_rows)), 100):  # MLflow batch limit: 100 params
+            client.log_batch(run_id, metrics=metric_rows[start:start + 100], params=param_rows[start:start + 100])
+        if artifacts_dir is not None:
+            client.log_artifacts(run_id, str(artifacts_dir), artifact_path=artifact_path)
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
+    return run_id
+
+
+def register_bundle(tracking_uri: str, run_id: str, name: str, alias: str | None = None,
+                    artifact_path: str = BUNDLE_ARTIFACT_PATH, tags: Mapping[str, Any] | None = None) -> str:
+    """Register the bundle logged by run `run_id` as a new version of model `name` (created when missing);
+    point `alias` at it when given. Returns the version (a string, as MLflow reports it)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)
+    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
+    version = client.create_model_version(name, source=source, run_id=run_id,
+                                          tags={k: str(v) for k, v in (tags or {}).items()})
+    if alias:
+        client.set_registered_model_alias(name, alias, version.version)
+    return str(version.version)
+
+
+def set_alias(tracking_uri: str, name: str, alias: str, version: str | int) -> None:
+    """Point `alias` of model `name` at `version` (a rollback is the same call with an older version)."""
+    _client(tracking_uri).set_registered_model_alias(name, alias, str(version))
+
+
+def resolve_alias(tracking_uri: str, name: str, alias: str) -> tuple[str, str]:
+    """(version, run_id) the alias points at; MlflowException when the model or alias is unknown."""
+    version = _client(tracking_uri).get_model_version_by_alias(name, alias)
+    return str(version.version), version.run_id
+
+
+def download_bundle(tracking_uri: str, name: str, alias: str, dst_dir: str | Path,
+                    artifact_path: str = BUNDLE_ARTIFACT_PATH) -> Path:
+    """Download the bundle that `name@alias` points at into `dst_dir/<name>/<version>/` (reused when already
+    there) and return the bundle directory."""
+    import mlflow.artifacts
+
+    version, run_id = resolve_alias(tracking_uri, name, alias)
+    target = Path(dst_dir) / metric_key(name).replace("/", "_") / version
+    bundle = target / artifact_path
+    if not (bundle / "bundle.json").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
+                                            dst_path=str(target), tracking_uri=tracking_uri)
+    return bundle

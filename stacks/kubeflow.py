@@ -1,0 +1,75 @@
+"""The `recsys-kubeflow` stack: the same pipelines on Kubeflow Pipelines, state in remote stores.
+
+- orchestrator `recsys-kubeflow` (Kubeflow Pipelines: each step runs in its own pod, from an image built
+  from this repo by the local Docker image builder and pushed to the container registry),
+- a remote artifact store (s3://, gs:// or az:// path; flavor chosen from the scheme),
+- container registry and image builder,
+- experiment tracker and model registry `recsys-mlflow-remote` on a shared MLflow tracking server
+  (a local sqlite file is not reachable from pods).
+
+Settings come from environment variables (names in SETTINGS). Nothing here is exercised by the tests: it
+needs a cluster, and the kubeflow / s3 / gcp / azure integration requirements (`zenml integration install
+kubeflow s3` etc.) in the image and locally; see stacks/README.md.
+"""
+
+from __future__ import annotations
+
+import os
+
+from stacks.local import ensure_stack
+
+STACK_NAME = "recsys-kubeflow"
+SETTINGS = {
+    "RECSYS_KUBE_CONTEXT": "kubectl context of the cluster that runs Kubeflow Pipelines",
+    "RECSYS_ARTIFACT_STORE": "remote artifact store path, e.g. s3://my-bucket/zenml or gs://my-bucket/zenml",
+    "RECSYS_CONTAINER_REGISTRY": "container registry URI the step images are pushed to, e.g. ghcr.io/me",
+    "RECSYS_MLFLOW_TRACKING_URI": "MLflow tracking server URL reachable from the cluster, e.g. https://mlflow.me",
+}
+OPTIONAL = {"RECSYS_KUBEFLOW_HOST": "Kubeflow Pipelines API URL (default: found through the kube context)",
+            "RECSYS_KUBEFLOW_NAMESPACE": "namespace Kubeflow Pipelines is deployed in (default: kubeflow)"}
+ARTIFACT_STORE_FLAVORS = {"s3": "s3", "gs": "gcp", "az": "azure", "abfs": "azure"}
+
+
+class MissingSettingsError(RuntimeError):
+    """The kubeflow stack cannot be registered: settings are missing or invalid."""
+
+
+def read_settings(env=os.environ) -> dict[str, str]:
+    """The SETTINGS (and set OPTIONAL) values from `env`; MissingSettingsError names every missing one."""
+    missing = [name for name in SETTINGS if not env.get(name)]
+    if missing:
+        lines = "\n".join(f"  {name}: {SETTINGS[name]}" for name in missing)
+        raise MissingSettingsError(f"the kubeflow stack needs these environment variables:\n{lines}\n"
+                                   "(see stacks/README.md)")
+    values = {name: env[name] for name in [*SETTINGS, *OPTIONAL] if env.get(name)}
+    scheme = values["RECSYS_ARTIFACT_STORE"].split("://", 1)[0]
+    if scheme not in ARTIFACT_STORE_FLAVORS:
+        raise MissingSettingsError(f"RECSYS_ARTIFACT_STORE must start with one of "
+                                   f"{[s + '://' for s in ARTIFACT_STORE_FLAVORS]}, got {scheme!r}")
+    return values
+
+
+def components(values: dict[str, str]) -> dict:
+    from zenml.enums import StackComponentType as T
+
+    orchestrator = {"kubernetes_context": values["RECSYS_KUBE_CONTEXT"],
+                    "kubeflow_namespace": values.get("RECSYS_KUBEFLOW_NAMESPACE", "kubeflow")}
+    if values.get("RECSYS_KUBEFLOW_HOST"):
+        orchestrator["kubeflow_hostname"] = values["RECSYS_KUBEFLOW_HOST"]
+    store = values["RECSYS_ARTIFACT_STORE"]
+    return {
+        T.ORCHESTRATOR: (STACK_NAME, "kubeflow", orchestrator),
+        T.ARTIFACT_STORE: (STACK_NAME, ARTIFACT_STORE_FLAVORS[store.split("://", 1)[0]], {"path": store}),
+        T.CONTAINER_REGISTRY: (STACK_NAME, "default", {"uri": values["RECSYS_CONTAINER_REGISTRY"]}),
+        T.IMAGE_BUILDER: (STACK_NAME, "local", {}),
+        T.EXPERIMENT_TRACKER: ("recsys-mlflow-remote", "mlflow",
+                               {"tracking_uri": values["RECSYS_MLFLOW_TRACKING_URI"]}),
+        T.MODEL_REGISTRY: ("recsys-mlflow-remote", "mlflow", {}),
+    }
+
+
+def register_kubeflow_stack() -> str:
+    """Register and activate `recsys-kubeflow` from the environment; returns the stack name."""
+    from zenml.client import Client
+
+    return ensure_stack(Client(), STACK_NAME, components(read_settings()))

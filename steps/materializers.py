@@ -1,0 +1,62 @@
+"""One ZenML materializer for every recsys model object: TwoTowerModel, AnnIndex, CandidateGenerator, Ranker,
+Recommender.
+
+Each of those classes already knows how to persist itself (`obj.save(directory)`, `Cls.load(directory)`),
+the same way a model bundle stores it, so the artifact is exactly the files the bundle would hold: no
+pickle, and an artifact can be opened without ZenML. The materializer is duck-typed on that protocol
+instead of listing the classes, so importing it does not import the model modules (or TensorFlow); steps
+attach it with `output_materializers=RecsysModelMaterializer`, and ZenML records it with the artifact so
+downstream steps and `Client().get_artifact_version(...).load()` use it too.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from zenml.enums import ArtifactType
+from zenml.materializers.base_materializer import BaseMaterializer
+from zenml.utils import io_utils
+
+MODEL_DIR = "model"
+
+
+def has_save_load(data_type: type) -> bool:
+    """Whether instances persist with `save(directory)` and the class restores them with `load(directory)`."""
+    return callable(getattr(data_type, "save", None)) and callable(getattr(data_type, "load", None))
+
+
+class RecsysModelMaterializer(BaseMaterializer):
+    """Stores an object through its own save(dir) / load(dir), copied to and from the artifact store."""
+
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.MODEL
+    # Not registered for any type: the protocol check below replaces the ASSOCIATED_TYPES lookup, and the
+    # steps choose this materializer explicitly.
+    SKIP_REGISTRATION: ClassVar[bool] = True
+
+    @classmethod
+    def can_save_type(cls, data_type: type) -> bool:
+        return has_save_load(data_type)
+
+    @classmethod
+    def can_load_type(cls, data_type: type) -> bool:
+        return has_save_load(data_type)
+
+    def save(self, data: Any) -> None:
+        # Write locally first: model code uses plain file APIs, the artifact store may be remote.
+        with self.get_temporary_directory(delete_at_exit=True) as tmp:
+            local = os.path.join(tmp, MODEL_DIR)
+            data.save(local)
+            io_utils.copy_dir(local, os.path.join(self.uri, MODEL_DIR))
+
+    def load(self, data_type: type) -> Any:
+        # The local copy lives until the step ends: a loaded model may still read its files lazily.
+        with self.get_temporary_directory(delete_at_exit=False) as tmp:
+            local = os.path.join(tmp, MODEL_DIR)
+            io_utils.copy_dir(os.path.join(self.uri, MODEL_DIR), local)
+            return data_type.load(local)
+
+    def extract_metadata(self, data: Any) -> dict:
+        version = getattr(data, "version", None)
+        return {"class": f"{type(data).__module__}.{type(data).__qualname__}",
+                **({"version": str(version)} if version else {})}
