@@ -210,7 +210,7 @@ def generate_travel_data(n_users: int = 2000, n_items: int = 500, n_events: int 
     interactions = pd.DataFrame({
         USER_ID: _ids("u", n_users, 5)[uu[order]],  # object arrays pointing at n_users shared strings
         ITEM_ID: _ids("h", n_items, 4)[ii[order]],
-        TIMESTAMP: pd.to_datetime(ns[order] + start_ts.value, utc=True),
+        TIMESTAMP: pd.DatetimeIndex((ns[order] + start_ts.value).view("datetime64[ns]")).tz_localize("UTC"),
         EVENT_TYPE: np.array(EVENTS, dtype=object)[st[order]],
         VALUE: val[order],
         SESSION_ID: _ids("s", n_sess, 7)[rank[ss[order]]],

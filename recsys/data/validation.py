@@ -90,7 +90,7 @@ def _as_str_ids(series: pd.Series, table: str, column: str, allow_null: bool = F
     blank = series.isna().to_numpy()
     if pd.api.types.infer_dtype(series, skipna=False) == "string":
         # Fast path for the common case (already strings): no per-value conversion, shared objects kept.
-        blank = blank | (series.str.strip() == "").fillna(False).to_numpy(dtype=bool)
+        blank = blank | (series == "").fillna(False).to_numpy(dtype=bool)
         out = series.astype(object)
     else:
         if pd.api.types.is_float_dtype(series.dtype):
@@ -102,7 +102,7 @@ def _as_str_ids(series: pd.Series, table: str, column: str, allow_null: bool = F
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
         names = np.array([str(u) for u in uniques] + [None], dtype=object)
         out = pd.Series(names[codes], index=series.index, dtype=object)  # code -1 picks the trailing None
-        empty = np.array([n.strip() == "" for n in names[:-1]] + [False], dtype=bool)
+        empty = np.array([n == "" for n in names[:-1]] + [False], dtype=bool)
         blank = blank | empty[codes]
     if not allow_null:
         _fail_rows(table, column, blank, "have a missing or empty id", series)

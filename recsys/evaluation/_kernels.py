@@ -60,16 +60,14 @@ def list_diversity(group, codes, uniques, features, n_groups, item_ids=None) -> 
     else:
         unit = unit_rows(features, uniques, item_ids)
         ok = ~np.isnan(unit[:, 0])[codes] if unit.shape[1] else np.zeros(len(codes), bool)
-        g, c = group[ok], codes[ok]
-        order = np.argsort(g, kind="stable")
-        g, c = g[order], c[order]
+        g, c = group[ok], codes[ok]  # rows arrive grouped by list, so each chunk holds few runs
         n = np.bincount(g, minlength=n_groups).astype(np.float64)
         sq = np.bincount(g, weights=(unit**2).sum(axis=1)[c], minlength=n_groups)
-        sums = np.zeros((n_groups, unit.shape[1]))
-        for start in range(0, len(g), 1_000_000):  # chunked: never materialise rows x dim at once
-            gg, cc = g[start : start + 1_000_000], c[start : start + 1_000_000]
+        sums, unit32 = np.zeros((n_groups, unit.shape[1])), unit.astype(np.float32)
+        for start in range(0, len(g), 2**18):  # chunked: never materialise rows x dim at once
+            gg, cc = g[start : start + 2**18], c[start : start + 2**18]
             bounds = np.r_[0, np.flatnonzero(np.diff(gg)) + 1]
-            np.add.at(sums, gg[bounds], np.add.reduceat(unit[cc], bounds, axis=0))
+            np.add.at(sums, gg[bounds], np.add.reduceat(unit32[cc], bounds, axis=0))
         with np.errstate(invalid="ignore", divide="ignore"):  # sum_{i!=j} cos = |S|^2 - sum |u_i|^2
             div = 1.0 - ((sums**2).sum(axis=1) - sq) / (n * (n - 1))
     div[n < 2] = np.nan
@@ -90,7 +88,7 @@ def nanmean(values: np.ndarray) -> float:
 
 
 def rank_within(groups: np.ndarray) -> np.ndarray:
-    """1-based position of each row inside its run of equal values of the sorted `groups`."""
+    """1-based position of each row inside its run of equal values of the grouped `groups`."""
     if not len(groups):
         return np.zeros(0, dtype=np.int64)
     starts = np.r_[0, np.flatnonzero(np.diff(groups)) + 1]
@@ -103,11 +101,13 @@ def id_array(col: pd.Series) -> np.ndarray:
 
 
 def user_rank_order(user_code: np.ndarray, rank: np.ndarray) -> np.ndarray | None:
-    """Row order sorting by (user code, rank), or None when rows already are (recommend_batch output is)."""
+    """Row order grouping rows by user with ranks ascending, or None when they already are (as
+    recommend_batch output is: each user's rows contiguous, in rank order)."""
     if not len(user_code):
         return None
     d_user, d_rank = np.diff(user_code), np.diff(rank)
-    if np.all((d_user > 0) | ((d_user == 0) & (d_rank >= 0))):
+    runs = 1 + np.count_nonzero(d_user)
+    if runs == np.count_nonzero(np.bincount(user_code)) and np.all((d_user != 0) | (d_rank >= 0)):
         return None
     if np.issubdtype(rank.dtype, np.integer):
         low, span = int(rank.min()), int(rank.max()) - int(rank.min()) + 1

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+CANDIDATE = "recommender"  # row of the evaluation table that holds the model being gated
 DEFAULT_BEAT_METRIC = "ndcg@10"
 
 
@@ -30,7 +31,7 @@ def _value(metrics: pd.DataFrame, model: str, column: str) -> float:
     return float(metrics.loc[model, column])
 
 
-def check_gate(metrics: pd.DataFrame, thresholds: Mapping, candidate: str = "recommender") -> tuple[bool, list[str]]:
+def check_gate(metrics: pd.DataFrame, thresholds: Mapping, candidate: str = CANDIDATE) -> tuple[bool, list[str]]:
     """(passed, reasons): one reason line per check, prefixed "ok" or "FAIL"; passed when none failed.
     NaN scores fail (every comparison with NaN is false). An empty `thresholds` passes with no checks."""
     unknown = [k for k in thresholds if not (k.startswith("min_") or k in ("must_beat", "beat_metric"))]

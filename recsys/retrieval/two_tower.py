@@ -202,7 +202,7 @@ def train_two_tower(train: pd.DataFrame, valid: pd.DataFrame | None, items: pd.D
     freq = np.bincount(t_items, minlength=len(item_vocab) + 1) / len(train)
     examples = {
         "uid": np.repeat(np.arange(1, len(user_vocab) + 1), lengths).astype(np.int32),
-        "urow": np.array([t_table.get(u, len(user_table_ids)) for u in t_users], np.int32),
+        "urow": train[USER_ID].map(t_table).fillna(len(user_table_ids)).to_numpy(np.int32),
         "iid": t_items, "irow": train[ITEM_ID].map(cat_row).to_numpy(np.int32), "hist": hist,
         "prob": freq[t_items].astype(np.float32)}
 

@@ -112,6 +112,18 @@ def test_rank_order_not_row_order_and_gaps_in_rank():
     assert out["ndcg@2"] == pytest.approx((1 / L3) / (1 / L2 + 1 / L3))
 
 
+def test_grouped_users_in_any_order_and_float_ranks():
+    truth = truth_frame({"u1": sorted(REL), "u2": ["x", "y"]})
+    # users grouped but not in truth order (no re-sort needed); u2: hit at rank 3 of [p, q, x]
+    recs = frame({"u2": ["p", "q", "x"], "u1": RECS})
+    out = ranking_metrics(recs, truth, k=4)
+    assert out["mrr@4"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+    assert out["map@4"] == pytest.approx((1 / 3 + (1 / 3) / 2) / 2)  # u2: precision@3 = 1/3, / min(2, 4)
+    # users interleaved and float ranks (scores-as-ranks): the sort path must give the same numbers
+    mixed = recs.assign(rank=recs["rank"] * 0.5).iloc[[3, 0, 4, 1, 5, 2, 6]]
+    assert ranking_metrics(mixed, truth, k=4) == pytest.approx(out)
+
+
 def test_non_string_ids_are_compared_as_strings():
     recs = pd.DataFrame({"user_id": [1, 1], "rank": [1, 2], "item_id": [7, 8]})
     truth = pd.DataFrame({"user_id": ["1"], "item_id": ["8"]})

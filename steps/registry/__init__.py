@@ -1,0 +1,5 @@
+"""Registry stage: bundle, log, register and promote a recommender that passed the quality gate."""
+
+from steps.registry.register_model import register_model
+
+__all__ = ["register_model"]

@@ -1,0 +1,63 @@
+"""Step: promote a recommender that passed the gate: bundle it, log it to MLflow, register, alias, stage.
+
+Before bundling, the recommender also learns the test interactions (it was scored without them), so the
+served model knows everything up to now. The MLflow run gets the run's parameters and metrics whether or
+not the gate passed, so failed attempts stay comparable; only a passing model gets a bundle
+(`<bundles_dir>/<version>`), a registered MLflow version with `alias`, and the ZenML model `stage`.
+"""
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Dict, Optional
+
+import pandas as pd
+from zenml import step
+from zenml.logger import get_logger
+
+from recsys.registry.bundle import save_bundle
+from recsys.registry.mlflow_registry import log_run, register_bundle
+from recsys.serving.recommender import Recommender
+from recsys.training import refresh_recommender
+from steps.context import current_model, mlflow_tracking_uri, run_configuration
+from steps.names import REGISTRATION
+
+logger = get_logger(__name__)
+
+
+@step(enable_cache=False)  # side effects: files, MLflow registry, ZenML stage
+def register_model(recommender: Recommender, test_interactions: pd.DataFrame, gate_passed: bool,
+                   evaluation_metrics: pd.DataFrame, candidate_recall: Dict[str, float],
+                   model_name: Optional[str] = None, alias: str = "production", stage: Optional[str] = "production",
+                   bundles_dir: str = "data/bundles", experiment: Optional[str] = None,
+                   tracking_uri: Optional[str] = None, refit: bool = True) -> Annotated[Dict[str, Any], REGISTRATION]:
+    """`model_name` (MLflow registered model and experiment, unless `experiment` is set) defaults to the
+    pipeline's ZenML model name; `tracking_uri` to the stack's MLflow tracker; `refit` re-fits the cheap
+    parts (co-occurrence, popularity, ranking statistics) on the full history (recsys.training)."""
+    zenml_model = current_model()
+    name = model_name or (zenml_model.name if zenml_model else None)
+    if not name:
+        raise ValueError("register_model needs model_name when the pipeline has no `model:`")
+    metrics = {f"{model}/{metric}": value for model, row in evaluation_metrics.iterrows() for metric, value in row.items()}
+    metrics.update(candidate_recall)
+    config, uri = run_configuration(), mlflow_tracking_uri(tracking_uri)
+    tags = {"zenml_pipeline": config["pipeline"], "zenml_run": config["run"], "gate_passed": gate_passed}
+    if not gate_passed:
+        run_id = log_run(uri, experiment or name, config, metrics, tags=tags, run_name=config["run"])
+        logger.warning("quality gate failed: nothing registered; figures in MLflow run %s", run_id)
+        return {"registered": False, "mlflow_run_id": run_id, "tracking_uri": uri}
+
+    refresh_recommender(recommender, test_interactions, refit=refit)
+    recommender.version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    bundle = save_bundle(recommender, Path(bundles_dir) / recommender.version, metrics, config)
+    run_id = log_run(uri, experiment or name, config, metrics, artifacts_dir=bundle,
+                     tags={**tags, "bundle_version": recommender.version}, run_name=config["run"])
+    version = register_bundle(uri, run_id, name, alias, tags={"bundle_version": recommender.version})
+    result = {"registered": True, "bundle": str(bundle.resolve()), "bundle_version": recommender.version,
+              "mlflow_model": name, "mlflow_version": version, "alias": alias, "mlflow_run_id": run_id,
+              "tracking_uri": uri}
+    if zenml_model is not None:
+        zenml_model.log_metadata({"registration": result, "metrics": metrics})
+        if stage:
+            zenml_model.set_stage(stage, force=True)
+    logger.info("registered %s version %s (%s -> %s), bundle %s", name, version, alias, version, bundle)
+    return result

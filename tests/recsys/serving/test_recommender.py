@@ -1,0 +1,103 @@
+"""The staged Recommender: filter guarantees, cold start, context, batch/single agreement, bundle round trip."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import training
+from recsys.serving.recommender import Recommender
+from tests.recsys.conftest import per_user_split
+
+PARAMS = {"sources": {"two_tower": None, "item_item": {"n": 8, "l2": 1.0},
+                      "co_visitation": {"n": 5}, "popular": {"n": 5}}}
+RANKER = {"params": {"min_data_in_leaf": 5}, "num_rounds": 30, "early_stopping": 5}
+
+
+@pytest.fixture
+def trained(tiny):
+    inter, items, users = tiny
+    train, valid, test = per_user_split(inter)
+    gen = training.fit_candidate_generator(train, valid, items, users, None, None, PARAMS)
+    ranking, importance = training.fit_ranker(gen, train, valid, items, users, RANKER)
+    rec = training.build_recommender(gen, ranking, items, users, pd.concat([train, valid]))
+    return rec, train, valid, test, importance
+
+
+def test_never_returns_seen_items_and_learns_the_groups(trained):
+    rec, train, valid, test, _ = trained
+    known = pd.concat([train, valid]).groupby("user_id").item_id.agg(set)
+    recs = rec.recommend_batch(list(known.index), k=3)
+    assert (recs.groupby("user_id").size() == 3).all()
+    for user, items in recs.groupby("user_id").item_id:
+        assert not set(items) & known[user]
+    # Planted structure: u-users consume a-items, v-users b-items; the unseen items of the user's own group
+    # (10 minus what they know) should fill the top slots: a learned ranker on 40 users may slip, rarely.
+    slots = hits = 0
+    for user, items in recs.groupby("user_id").item_id:
+        own = {"u": "a", "v": "b"}[user[0]]
+        expected = min(10 - len({i for i in known[user] if i[0] == own}), 3)
+        slots += expected
+        hits += sum(i[0] == own for i in list(items)[:expected])
+        assert list(items)[0][0] == own
+    assert hits / slots >= 0.9
+
+
+def test_single_and_batch_agree_and_report_stage_and_source(trained):
+    rec = trained[0]
+    single = rec.recommend("u3", k=4)
+    batch = rec.recommend_batch(["u3"], k=4)
+    assert [r["item_id"] for r in single] == batch.item_id.tolist()
+    assert {r["stage"] for r in single} <= {"ranked", "cold_start"}
+    assert all(r["source"] in {"item_item", "co_visitation", "popular", "cold_start"} for r in single)
+
+
+def test_unknown_user_gets_cold_start_and_exclusions_hold(trained):
+    rec = trained[0]
+    out = rec.recommend("nobody", k=5, exclude=["a0"])
+    assert len(out) == 5 and {r["stage"] for r in out} == {"cold_start"}
+    assert "a0" not in [r["item_id"] for r in out]
+    batch = rec.recommend_batch(["nobody", "u1"], k=5)
+    assert batch[batch.user_id == "nobody"].source.eq("cold_start").all()
+
+
+def test_context_filter_and_explicit_exclude(trained):
+    rec = trained[0]
+    out = rec.recommend("u1", k=5, context={"category": "ski"})
+    assert out and all(i["item_id"].startswith("b") for i in out)
+    first = rec.recommend("u1", k=3)[0]["item_id"]
+    assert first not in [r["item_id"] for r in rec.recommend("u1", k=3, exclude=[first])]
+    with pytest.raises(KeyError, match="unknown context filter"):
+        rec.recommend("u1", k=3, context={"colour": "red"})
+
+
+def test_update_history_changes_what_is_filtered(trained):
+    rec = trained[0]
+    top = rec.recommend("u1", k=1)[0]["item_id"]
+    rec.update_history(pd.DataFrame({"user_id": ["u1"], "item_id": [top], "event_type": ["click"],
+                                     "timestamp": [pd.Timestamp("2026-01-01", tz="UTC")]}))
+    assert top not in [r["item_id"] for r in rec.recommend("u1", k=5)]
+
+
+def test_bundle_round_trip_gives_identical_recommendations(trained, tmp_path):
+    rec, train, *_ = trained
+    rec.version = "7"
+    users = sorted(set(train.user_id)) + ["nobody"]
+    before = rec.recommend_batch(users, k=5)
+    back = Recommender.load(rec.save(tmp_path / "bundle"))
+    assert back.version == "7"
+    pd.testing.assert_frame_equal(back.recommend_batch(users, k=5), before)
+
+
+def test_retrieval_only_variant_orders_by_one_source(trained):
+    rec, train, *_ = trained
+    only = rec.variant(rank=False, score_source="item_item")
+    out = only.recommend("u1", k=4)
+    assert [r["stage"] for r in out] == ["retrieved"] * len(out)
+    scores = [r["score"] for r in out]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_ranker_feature_importance_is_reported(trained):
+    importance = trained[4]
+    assert {"feature", "gain", "share"} <= set(importance.columns)
+    assert np.isclose(importance.share.sum(), 1.0)
