@@ -1,7 +1,8 @@
 """Step: top-K recommendations for many users at once, written to a file for downstream jobs.
 
-The recommender first learns the known interactions (so nothing a user already has is recommended back);
-users without any history get the cold-start fallback. Output rows: user_id, rank, item_id, score, source,
+Known interactions are never recommended back. Those newer than what the recommender already holds for a
+user (e.g. events since it was trained) are added to its history first, so they personalise the lists;
+older ones are not added again (repeats would count twice). Users without history get the cold start. Output rows: user_id, rank, item_id, score, source,
 model_version; CSV or Parquet by the file suffix.
 """
 
@@ -12,7 +13,7 @@ import pandas as pd
 from zenml import step
 from zenml.logger import get_logger
 
-from recsys.data.schema import USER_ID
+from recsys.data.schema import ITEM_ID, TIMESTAMP, USER_ID
 from recsys.serving.recommender import Recommender
 from steps.names import BATCH_RECOMMENDATIONS
 
@@ -24,10 +25,14 @@ def batch_predict(recommender: Recommender, interactions: pd.DataFrame, users: p
                   user_ids: Optional[List[str]] = None,
                   output_path: str = "data/batch/recommendations.parquet") -> Annotated[pd.DataFrame, BATCH_RECOMMENDATIONS]:
     """`user_ids` None means every user in the interactions or the users table."""
-    recommender.update_history(interactions)
+    known_users = interactions[USER_ID].astype(str)
+    seen_until = dict(zip(pd.unique(known_users), recommender.history.last_time(pd.unique(known_users))))
+    seconds = pd.to_datetime(interactions[TIMESTAMP], utc=True).astype("int64") / 1e9
+    recommender.update_history(interactions[~(seconds <= known_users.map(seen_until))])  # NaN: unknown user
     if user_ids is None:
-        user_ids = sorted(set(interactions[USER_ID].astype(str)) | set(users[USER_ID].astype(str)))
-    recs = recommender.recommend_batch(list(user_ids), k).assign(model_version=str(recommender.version))
+        user_ids = sorted(set(known_users) | set(users[USER_ID].astype(str)))
+    recs = recommender.recommend_batch(list(user_ids), k, exclude=interactions[[USER_ID, ITEM_ID]])
+    recs = recs.assign(model_version=str(recommender.version))
     path = Path(output_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".csv":

@@ -104,6 +104,16 @@ def test_truth_user_without_recs_scores_zero_and_duplicates_collapse():
     assert out["hit@4"] == pytest.approx(1 / 2)
 
 
+def test_no_recommendations_at_all_scores_zero():
+    empty = pd.DataFrame({"user_id": pd.Series(dtype=object), "rank": pd.Series(dtype="int64"),
+                          "item_id": pd.Series(dtype=object)})  # fmt: skip
+    out = ranking_metrics(empty, truth_frame({"u": ["a"]}), k=3, n_items=5, item_categories=pd.Series({"a": "x"}))
+    assert {key: v for key, v in out.items() if key != "diversity@3"} == {
+        "ndcg@3": 0.0, "recall@3": 0.0, "precision@3": 0.0, "map@3": 0.0, "mrr@3": 0.0, "hit@3": 0.0,
+        "coverage@3": 0.0}  # fmt: skip
+    assert math.isnan(out["diversity@3"])  # undefined without lists of >= 2 items
+
+
 def test_rank_order_not_row_order_and_gaps_in_rank():
     # rows shuffled and ranks 10, 20, 30, 40: positions are re-derived from the rank order
     recs = pd.DataFrame({"user_id": ["u"] * 4, "rank": [30, 10, 40, 20], "item_id": ["c", "a", "d", "b"]})
