@@ -13,6 +13,7 @@ from recsys.data.schema import ITEM_ID, USER_ID
 
 RANK = "rank"
 
+
 def long_form(lists) -> tuple[np.ndarray, np.ndarray, int]:
     """(group code per row, item per row, n_groups) from a recs frame or an iterable of lists."""
     if isinstance(lists, pd.DataFrame):

@@ -1,0 +1,88 @@
+"""Run one of the project's ZenML pipelines on a stack. Values live in configs/, not in flags.
+
+    python run.py --pipeline train                                  # configs/train.yaml, local stack
+    python run.py --pipeline train --config configs/train_movielens.yaml --no-cache
+    python run.py --pipeline batch                                  # configs/batch.yaml
+    python run.py --pipeline train --stack kubeflow                 # see stacks/README.md
+
+Relative paths in configs (data/...) are relative to this directory, wherever the command starts.
+"""
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tensorflow-recommenders needs Keras 2 (tf-keras)
+
+ROOT = Path(__file__).resolve().parent
+PIPELINES = {  # name -> (module, pipeline function, default config); None: not built yet
+    "features": None,
+    "train": ("pipelines.training", "train_pipeline", "configs/train.yaml"),
+    "drift": None,
+    "retrain": None,
+    "deploy": None,
+    "batch": ("pipelines.batch", "batch_inference_pipeline", "configs/batch.yaml"),
+    "stream": None,
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pipeline", required=True, choices=PIPELINES)
+    parser.add_argument("--config", type=Path, help="ZenML run configuration (default: one per pipeline)")
+    parser.add_argument("--stack", default="local", choices=("local", "kubeflow"))
+    parser.add_argument("--no-cache", action="store_true", help="re-run every step")
+    return parser.parse_args(argv)
+
+
+def where_to_look(run) -> None:
+    """Print what the run produced and where to browse it."""
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run(run.id)
+    print(f"\nrun {run.name}: {run.status.value}")
+    for step_name, output in (("register_model", "registration"), ("batch_predict", None)):
+        if step_name not in run.steps:
+            continue
+        step = run.steps[step_name]
+        if output:
+            result = step.regular_outputs[output].load()
+            print(f"registered {result['mlflow_model']} version {result['mlflow_version']} "
+                  f"(alias {result['alias']}), bundle {result['bundle']}" if result["registered"] else
+                  "quality gate failed: nothing registered (see the quality_gate step log)")
+        else:
+            print(f"recommendations: {(ROOT / step.config.parameters['output_path']).resolve()}")
+    tracker = Client().active_stack.experiment_tracker
+    if tracker is not None and hasattr(tracker, "get_tracking_uri"):
+        print(f"MLflow UI:         mlflow ui --backend-store-uri {tracker.get_tracking_uri()}")
+    print("ZenML dashboard:   zenml login --local")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if PIPELINES[args.pipeline] is None:
+        print(f"pipeline {args.pipeline!r} is not built yet", file=sys.stderr)
+        return 2
+    module, name, default_config = PIPELINES[args.pipeline]
+    config = (args.config or ROOT / default_config).resolve()
+    if not config.is_file():
+        print(f"config file {config} does not exist", file=sys.stderr)
+        return 2
+    os.chdir(ROOT)
+    from stacks import activate
+
+    try:
+        activate(args.stack, ROOT)
+    except RuntimeError as error:  # e.g. kubeflow settings missing
+        print(f"cannot use the {args.stack} stack: {error}", file=sys.stderr)
+        return 2
+    pipeline = getattr(importlib.import_module(module), name)
+    run = pipeline.with_options(config_path=str(config), enable_cache=False if args.no_cache else None)()
+    where_to_look(run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
