@@ -73,8 +73,9 @@ def fit_ranker(generator: CandidateGenerator, train, valid, items, users,
                params: dict | None = None) -> tuple[RankingModel, pd.DataFrame]:
     """Learning-to-rank on candidates from train histories, labelled by the valid interactions.
 
-    Query groups with no positive candidate teach nothing and are dropped; a random 20% of users hold out
-    for early stopping, then the model is refitted on all users with the best round count."""
+    Query groups with no positive candidate teach nothing and are dropped. With `early_stopping` > 0 a
+    random 20% of users hold out to pick the round count, then the model is refitted on all users with it;
+    with 0 it trains `num_rounds` rounds on everyone."""
     params = params or {}
     catalog = generator.catalog
     weights = params.get("event_weights") or DEFAULT_EVENT_WEIGHTS
@@ -93,15 +94,16 @@ def fit_ranker(generator: CandidateGenerator, train, valid, items, users,
     row_keep = np.repeat(keep_group, group)
     X, y, group = X[row_keep].reset_index(drop=True), y[row_keep], group[keep_group]
     log.info("ranker training set: %d rows, %d query groups, %.1f%% positive", len(y), len(group), 100 * y.mean())
-    rng = np.random.default_rng(params.get("seed", 42))
-    holdout = rng.random(len(group)) < params.get("holdout_fraction", 0.2)
-    rows_h = np.repeat(holdout, group)
-    kind = params.get("kind", "lightgbm")
-    probe = make_ranker(kind, params.get("params"), params.get("num_rounds", 500), params.get("early_stopping", 50))
-    probe.fit(X[~rows_h], y[~rows_h], group[~holdout], X[rows_h], y[rows_h], group[holdout])
-    rounds = max(int(probe.best_iteration * 1.1), 10)
-    ranker = make_ranker(kind, params.get("params"), rounds, 0).fit(X, y, group)
-    log.info("ranker %s: %d rounds (early-stopped probe: %d)", kind, rounds, probe.best_iteration)
+    kind, rounds = params.get("kind", "lightgbm"), int(params.get("num_rounds", 200))
+    if params.get("early_stopping", 0) > 0:
+        rng = np.random.default_rng(params.get("seed", 42))
+        holdout = rng.random(len(group)) < params.get("holdout_fraction", 0.2)
+        rows_h = np.repeat(holdout, group)
+        probe = make_ranker(kind, params.get("params"), rounds, params["early_stopping"])
+        probe.fit(X[~rows_h], y[~rows_h], group[~holdout], X[rows_h], y[rows_h], group[holdout])
+        rounds = max(int(probe.best_iteration * 1.1), 10)
+        log.info("ranker %s: early stopping on %d held-out users picked %d rounds", kind, holdout.sum(), rounds)
+    ranker = make_ranker(kind, params.get("params"), rounds, 0, params.get("n_seeds", 3)).fit(X, y, group)
     return RankingModel(features, ranker), ranker.feature_importance()
 
 

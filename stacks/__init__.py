@@ -21,15 +21,18 @@ def ensure_repository(root: Path) -> None:
         Client.initialize(root)
 
 
-def activate(stack: str, root: Path) -> str:
-    """Register (if needed) and activate the named stack for the project at `root`; returns its ZenML name."""
+def activate(stack: str, root: Path) -> dict:
+    """Register (if needed) and activate the named stack for the project at `root`. Returns the pipeline
+    settings runs on it need (e.g. how to build images), so the configs/ files stay stack-neutral."""
     ensure_repository(root)
     if stack == "local":
         from stacks.local import register_local_stack
 
-        return register_local_stack(root / "data")
+        register_local_stack(root / "data")
+        return {}
     if stack == "kubeflow":
-        from stacks.kubeflow import register_kubeflow_stack
+        from stacks.kubeflow import RUN_SETTINGS, register_kubeflow_stack
 
-        return register_kubeflow_stack()
+        register_kubeflow_stack()
+        return RUN_SETTINGS
     raise ValueError(f"unknown stack {stack!r}; choose one of {STACKS}")

@@ -27,6 +27,9 @@ SETTINGS = {
 }
 OPTIONAL = {"RECSYS_KUBEFLOW_HOST": "Kubeflow Pipelines API URL (default: found through the kube context)",
             "RECSYS_KUBEFLOW_NAMESPACE": "namespace Kubeflow Pipelines is deployed in (default: kubeflow)"}
+# Pipeline settings every run on this stack gets (run.py passes them with the config file): the step image
+# is built from requirements.txt; on the local stack ZenML would only warn that nothing uses them.
+RUN_SETTINGS = {"docker": {"requirements": "requirements.txt", "environment": {"TF_USE_LEGACY_KERAS": "1"}}}
 ARTIFACT_STORE_FLAVORS = {"s3": "s3", "gs": "gcp", "az": "azure", "abfs": "azure"}
 
 

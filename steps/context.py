@@ -29,6 +29,14 @@ def current_model():
     return context.model if context.model_version else None
 
 
+def resolve_model_name(override: Optional[str] = None) -> str:
+    """`override` when set, else the name of the pipeline's ZenML model (the `model:` of the config)."""
+    model = None if override else current_model()
+    if not (override or model):
+        raise ValueError("no model name: set the step's model_name or give the pipeline a `model:`")
+    return override or model.name
+
+
 def run_configuration() -> dict[str, Any]:
     """What produced this run: pipeline name and parameters, run name, and every step's parameters."""
     from zenml import get_step_context

@@ -1,5 +1,8 @@
-"""One ZenML materializer for every recsys model object: TwoTowerModel, AnnIndex, CandidateGenerator, Ranker,
-Recommender.
+"""ZenML materializers for the recsys model objects.
+
+`RecsysModelMaterializer` serves every class that restores itself from its own directory (TwoTowerModel,
+AnnIndex, Recommender). `InRunPickleMaterializer` is for the parts that cannot yet (CandidateGenerator and
+RankingModel need the catalogue passed to `load`): they only travel between the steps of one run.
 
 Each of those classes already knows how to persist itself (`obj.save(directory)`, `Cls.load(directory)`),
 the same way a model bundle stores it, so the artifact is exactly the files the bundle would hold: no
@@ -16,6 +19,7 @@ from typing import Any, ClassVar
 
 from zenml.enums import ArtifactType
 from zenml.materializers.base_materializer import BaseMaterializer
+from zenml.materializers.cloudpickle_materializer import CloudpickleMaterializer
 from zenml.utils import io_utils
 
 MODEL_DIR = "model"
@@ -60,3 +64,10 @@ class RecsysModelMaterializer(BaseMaterializer):
         version = getattr(data, "version", None)
         return {"class": f"{type(data).__module__}.{type(data).__qualname__}",
                 **({"version": str(version)} if version else {})}
+
+
+class InRunPickleMaterializer(CloudpickleMaterializer):
+    """Cloudpickle, chosen on purpose (so ZenML's "no materializer registered" warning does not apply) for
+    intermediate objects read back by later steps of the same run, with the same code and Python."""
+
+    SKIP_REGISTRATION: ClassVar[bool] = True  # never the default for `object`

@@ -152,7 +152,8 @@ def generate_travel_data(n_users: int = 2000, n_items: int = 500, n_events: int 
     ns, st = np.empty(n_events, np.int64), np.empty(n_events, np.int8)
     val, ss = np.empty(n_events), np.empty(n_events, np.int64)
     starts, n_done, s_offset = [], 0, 0
-    chunk = int(max(64, min(100_000, 4_000_000 // n_items)))  # ~16 MB per (sessions x items) float32 matrix
+    # ~16 MB per (sessions x items) float32 matrix; small requests need no more than one modest chunk.
+    chunk = int(max(64, min(100_000, 4_000_000 // n_items, n_events // 3)))
     k = min(_MAX_VIEWS, n_items)
     while n_done < n_events:
         s = chunk
@@ -177,7 +178,8 @@ def generate_travel_data(n_users: int = 2000, n_items: int = 500, n_events: int 
         click = rng.random(sess.size) < 1 / (1 + np.exp(-(-2.2 + 0.6 * u)))
         book = click & (rng.random(sess.size) < 1 / (1 + np.exp(-(-2.8 + 0.5 * u))))
         bi = np.flatnonzero(book)
-        bi = bi[np.r_[True, sess[bi][1:] != sess[bi][:-1]]]  # at most one booking per session
+        if bi.size:  # at most one booking per session: keep the first
+            bi = bi[np.r_[True, sess[bi][1:] != sess[bi][:-1]]]
         # Rows: each view, then its click, then its booking; ordered by (session, view position, stage).
         stage = np.concatenate([np.zeros(sess.size, np.int8), np.ones(click.sum(), np.int8),
                                 np.full(bi.size, 2, np.int8)])

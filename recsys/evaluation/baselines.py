@@ -82,11 +82,14 @@ class PopularityRecommender:
                 break
         return out
 
-    def recommend_batch(self, user_ids: Iterable[str], k: int = 10) -> pd.DataFrame:
+    def recommend_batch(self, user_ids: Iterable[str], k: int = 10, exclude: pd.DataFrame | None = None
+                        ) -> pd.DataFrame:  # fmt: skip
         """Top-k per user as DataFrame[user_id, rank (1-based), item_id, score, source], users in input order.
 
-        Vectorised: user u only needs the first k + |known_u| popular items, so at most
-        len(users) * k + |known| candidate rows are ever built.
+        `exclude` (user_id, item_id rows) masks more items for this call on top of the known ones, e.g. the
+        validation items under the offline protocol (as `Recommender.recommend_batch` does). Vectorised:
+        user u only needs the first k + |masked_u| popular items, so at most len(users) * k + |known| +
+        |exclude| candidate rows are ever built.
         """
         if isinstance(k, bool) or int(k) != k or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -95,13 +98,21 @@ class PopularityRecommender:
         n_pop = len(self.item_ids)
         kcode = self._known_users.get_indexer(users)
         has = kcode >= 0
-        m = np.zeros(len(users), dtype=np.int64)
-        m[has] = self._known_counts[kcode[has]]
+        n_known = np.zeros(len(users), dtype=np.int64)
+        n_known[has] = self._known_counts[kcode[has]]
+        k_grp = np.repeat(np.flatnonzero(has).astype(np.int64), n_known[has])
+        k_pos = self._known_flat[
+            np.repeat(self._known_starts[kcode[has]], n_known[has]) + _segment_offsets(n_known[has])
+        ]
+        if exclude is not None and len(exclude):
+            e_grp = pd.Index(users).get_indexer(exclude[USER_ID].astype(str))
+            e_pos = self._item_pos.get_indexer(exclude[ITEM_ID].astype(str))
+            ok = (e_grp >= 0) & (e_pos >= 0)  # a pair masked twice only widens the window: harmless
+            k_grp, k_pos = np.r_[k_grp, e_grp[ok]], np.r_[k_pos, e_pos[ok]]
+        m = np.bincount(k_grp, minlength=len(users))
         lengths = np.minimum(k + m, n_pop).astype(np.int64)
         grp = np.repeat(np.arange(len(users), dtype=np.int64), lengths)
         cand = _segment_offsets(lengths)
-        k_grp = np.repeat(np.flatnonzero(has).astype(np.int64), m[has])
-        k_pos = self._known_flat[np.repeat(self._known_starts[kcode[has]], m[has]) + _segment_offsets(m[has])]
         inside = k_pos < lengths[k_grp]  # known items beyond a user's candidate window never matter
         fresh = np.ones(len(grp), dtype=bool)
         fresh[(np.cumsum(lengths) - lengths)[k_grp[inside]] + k_pos[inside]] = False

@@ -150,8 +150,9 @@ def ranking_metrics(
     """Average the module's metrics over the users of `truth`, vectorised.
 
     recs: user_id, rank (1-based; positions are re-derived from the rank order per user, or from row order if
-    there is no rank column), item_id; other columns (score, source) are ignored. truth: user_id, item_id test interactions (duplicates collapse). Returns, per k,
-    "ndcg@k", "recall@k", "precision@k", "map@k", "mrr@k", "hit@k", plus "coverage@k" when n_items is given,
+    there is no rank column), item_id; other columns (score, source) are ignored. truth: user_id, item_id
+    test interactions (duplicates collapse). Returns, per k, "ndcg@k", "recall@k", "precision@k", "map@k",
+    "mrr@k", "hit@k", plus "coverage@k" when n_items is given,
     "diversity@k" when item_categories (Series or embedding DataFrame) is given and "novelty@k" when
     item_popularity is given. Coverage / diversity / novelty use the top-k lists of the truth users only.
     """

@@ -147,7 +147,9 @@ class TwoTowerModel:
         with np.load(path / "arrays.npz", allow_pickle=False) as z:
             a = {k: z[k] for k in z.files}
         pick = lambda p: {k[len(p):]: v for k, v in a.items() if k.startswith(p)}  # noqa: E731
-        return cls(TwoTowerConfig(**meta["config"]), meta["specs"], pick("w:"), a["item_vocab"],
+        known = {f.name for f in dataclasses.fields(TwoTowerConfig)}  # tolerate fields added later
+        config = TwoTowerConfig(**{k: v for k, v in meta["config"].items() if k in known})
+        return cls(config, meta["specs"], pick("w:"), a["item_vocab"],
                    a["user_vocab"], a["user_table_ids"], pick("u:"), a["user_hist"], a["item_ids"],
                    a["item_embeddings"], meta["history"])
 
@@ -192,7 +194,12 @@ def train_two_tower(train: pd.DataFrame, valid: pd.DataFrame | None, items: pd.D
     lengths = np.diff(np.r_[starts, len(train)])
     first = np.repeat(starts, lengths)
     n_hist = config.history_length
-    pos = np.arange(len(train))[:, None] - n_hist + np.arange(n_hist)[None, :]
+    # History = items strictly earlier in time: same-timestamp events (bulk ratings, one basket) are not
+    # ordered, so they must not see each other; end each window at the start of the example's tie run.
+    ts = train[TIMESTAMP].to_numpy()
+    new_run = np.r_[True, (t_users[1:] != t_users[:-1]) | (ts[1:] != ts[:-1])]
+    run_start = np.maximum.accumulate(np.where(new_run, np.arange(len(train)), 0))
+    pos = run_start[:, None] - n_hist + np.arange(n_hist)[None, :]
     hist = np.where(pos >= first[:, None], t_items[np.maximum(pos, 0)], 0).astype(np.int32)
     ends = starts + lengths  # stored history for inference = last N train items of each user
     hpos = ends[:, None] - n_hist + np.arange(n_hist)[None, :]

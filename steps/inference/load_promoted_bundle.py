@@ -1,10 +1,12 @@
 """Step: load the recommender that the registry alias (e.g. "production") points at.
 
 The bundle comes from MLflow (`name@alias`), downloaded once per version into `download_dir`. When MLflow
-has no such model or alias, or cannot be reached, and `fallback_bundles_dir` is set, the newest bundle in
-that directory is used instead (bundles are only written for models that passed the gate).
+has no such model or alias, or cannot be reached, and `fallback_bundles_dir` is set, the newest bundle of
+the model there (`<fallback_bundles_dir>/<model name>/`) is used instead: bundles are only written for
+models that passed the gate.
 """
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 from zenml import step
@@ -13,7 +15,7 @@ from zenml.logger import get_logger
 from recsys.registry.bundle import latest_bundle, load_bundle
 from recsys.registry.mlflow_registry import download_bundle
 from recsys.serving.recommender import Recommender
-from steps.context import current_model, mlflow_tracking_uri
+from steps.context import mlflow_tracking_uri, resolve_model_name
 from steps.materializers import RecsysModelMaterializer
 from steps.names import PROMOTED_RECOMMENDER
 
@@ -25,16 +27,13 @@ def load_promoted_bundle(model_name: Optional[str] = None, alias: str = "product
                          download_dir: str = "data/mlflow/downloads", fallback_bundles_dir: Optional[str] = None,
                          tracking_uri: Optional[str] = None) -> Annotated[Recommender, PROMOTED_RECOMMENDER]:
     """`model_name` defaults to the pipeline's ZenML model name; `tracking_uri` to the stack's tracker."""
-    zenml_model = current_model()
-    name = model_name or (zenml_model.name if zenml_model else None)
-    if not name:
-        raise ValueError("load_promoted_bundle needs model_name when the pipeline has no `model:`")
+    name = resolve_model_name(model_name)
     try:
         path = download_bundle(mlflow_tracking_uri(tracking_uri), name, alias, download_dir)
     except Exception as error:  # unknown model/alias, unreachable server, no tracker in the stack
         if not fallback_bundles_dir:
             raise
-        path = latest_bundle(fallback_bundles_dir)
+        path = latest_bundle(Path(fallback_bundles_dir) / name)
         logger.warning("no %s@%s from MLflow (%s); using the newest bundle %s", name, alias, error, path)
     recommender, meta = load_bundle(path)
     logger.info("loaded %s version %s from %s (created %s)", name, meta["version"], path, meta["created_at"])

@@ -3,7 +3,7 @@
 Before bundling, the recommender also learns the test interactions (it was scored without them), so the
 served model knows everything up to now. The MLflow run gets the run's parameters and metrics whether or
 not the gate passed, so failed attempts stay comparable; only a passing model gets a bundle
-(`<bundles_dir>/<version>`), a registered MLflow version with `alias`, and the ZenML model `stage`.
+(`<bundles_dir>/<model name>/<version>`), a registered MLflow version with `alias`, and the ZenML model `stage`.
 """
 
 from datetime import datetime, timezone
@@ -36,7 +36,7 @@ def register_model(recommender: Recommender, test_interactions: pd.DataFrame, ga
     zenml_model = current_model()
     name = model_name or (zenml_model.name if zenml_model else None)
     if not name:
-        raise ValueError("register_model needs model_name when the pipeline has no `model:`")
+        raise ValueError("no model name: set model_name or give the pipeline a `model:`")
     metrics = {f"{model}/{metric}": value for model, row in evaluation_metrics.iterrows() for metric, value in row.items()}
     metrics.update(candidate_recall)
     config, uri = run_configuration(), mlflow_tracking_uri(tracking_uri)
@@ -48,7 +48,7 @@ def register_model(recommender: Recommender, test_interactions: pd.DataFrame, ga
 
     refresh_recommender(recommender, test_interactions, refit=refit)
     recommender.version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    bundle = save_bundle(recommender, Path(bundles_dir) / recommender.version, metrics, config)
+    bundle = save_bundle(recommender, Path(bundles_dir) / name / recommender.version, metrics, config)
     run_id = log_run(uri, experiment or name, config, metrics, artifacts_dir=bundle,
                      tags={**tags, "bundle_version": recommender.version}, run_name=config["run"])
     version = register_bundle(uri, run_id, name, alias, tags={"bundle_version": recommender.version})

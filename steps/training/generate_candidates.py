@@ -9,12 +9,12 @@ from typing import Annotated, Any, Dict, Optional, Tuple
 import pandas as pd
 from zenml import step
 from zenml.logger import get_logger
-from zenml.materializers.cloudpickle_materializer import CloudpickleMaterializer
 
 from recsys.retrieval.candidates import CandidateGenerator
 from recsys.retrieval.index import AnnIndex
 from recsys.retrieval.two_tower import TwoTowerModel
 from recsys.training import candidate_recall, fit_candidate_generator
+from steps.materializers import InRunPickleMaterializer
 from steps.names import CANDIDATE_GENERATOR, CANDIDATE_RECALL
 
 logger = get_logger(__name__)
@@ -22,7 +22,7 @@ logger = get_logger(__name__)
 
 # Pickled: CandidateGenerator.load needs the catalogue and the two-tower model, so it cannot be restored
 # from its own directory the way RecsysModelMaterializer does. It only travels between steps of one run.
-@step(output_materializers={CANDIDATE_GENERATOR: CloudpickleMaterializer})
+@step(output_materializers={CANDIDATE_GENERATOR: InRunPickleMaterializer})
 def generate_candidates(train_interactions: pd.DataFrame, valid_interactions: pd.DataFrame, items: pd.DataFrame,
                         users: pd.DataFrame, two_tower: TwoTowerModel, ann_index: AnnIndex,
                         params: Optional[Dict[str, Any]] = None, recall_n: Optional[int] = None) -> Tuple[

@@ -58,6 +58,15 @@ def test_recommend_exclude_argument():
     assert [r["item_id"] for r in rec.recommend("u3", 5, exclude=["c"])] == ["d"]  # knows a, b; c excluded
 
 
+def test_recommend_batch_exclude_frame_masks_on_top_of_known():
+    rec = PopularityRecommender(TRAIN)
+    masked = interactions([("u1", "b"), ("new", "a"), ("new", "zzz"), ("other", "c")])
+    out = rec.recommend_batch(["u1", "new"], 2, exclude=masked)
+    got = {u: list(g["item_id"]) for u, g in out.groupby("user_id", sort=False)}
+    assert got == {"u1": ["d"], "new": ["b", "c"]}  # u1 knows a, c and b is masked; "other" is not asked
+    assert list(rec.recommend_batch(["u1"], 2)["item_id"]) == ["b", "d"]  # the mask lasts one call only
+
+
 def test_empty_inputs_and_bad_k():
     rec = PopularityRecommender(TRAIN)
     empty = rec.recommend_batch([], 5)

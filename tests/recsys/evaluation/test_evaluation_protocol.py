@@ -51,6 +51,27 @@ def test_users_subset_and_categories():
         evaluate({"oracle": oracle}, TEST, users=["nobody"])
 
 
+def test_exclude_masks_every_model_the_same_way():
+    valid = pd.DataFrame({"user_id": ["u4", "u2"], "item_id": ["a", "c"]})
+
+    class NoExcludeParam:  # recommend_batch without `exclude`: evaluate over-asks and drops masked pairs
+        def __init__(self):
+            self.inner, self.calls = PopularityRecommender(TRAIN), []
+
+        def recommend_batch(self, user_ids, k):
+            self.calls.append(k)
+            return self.inner.recommend_batch(user_ids, k)
+
+    plain = NoExcludeParam()
+    models = {"pop": PopularityRecommender(TRAIN), "plain": plain}
+    table = evaluate(models, TEST, k=2, exclude=valid)
+    assert plain.calls == [2 + 1]  # max(k) + at most 1 masked item per user
+    # order a, b, c; u1 knows a,b -> [c] hit; u2 knows a, c masked -> [b] hit; u4 a masked -> [b, c] no hit
+    assert table.loc["pop", "hit@2"] == pytest.approx(2 / 3)
+    assert table.loc["pop", "recall@2"] == pytest.approx((1 + 1 / 2 + 0) / 3)
+    pd.testing.assert_series_equal(table.loc["pop"], table.loc["plain"], check_names=False)
+
+
 def test_bad_recommenders_rejected():
     with pytest.raises(TypeError, match="recommend_batch"):
         evaluate({"broken": object()}, TEST)

@@ -1,0 +1,53 @@
+"""Shared test setup: quiet, offline-friendly environment and a throw-away ZenML client.
+
+The environment is set before anything imports ZenML, MLflow or TensorFlow. `clean_zenml_client` follows
+zenml-io/template-e2e-batch tests/conftest.py: its own global config, store and repository in a temp dir,
+with the project's `recsys-local` stack registered (state under <tmp>/data) and active.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def clean_zenml_client(tmp_path_factory):
+    """A ZenML client isolated from the developer's; cwd is its temp dir, so configs' data/ paths land there."""
+    from zenml.client import Client
+    from zenml.config.global_config import GlobalConfiguration
+    from zenml.utils import source_utils
+
+    from stacks import ensure_repository
+    from stacks.local import register_local_stack
+
+    saved = {name: os.environ.get(name) for name in ("ZENML_CONFIG_PATH", "ZENML_REPOSITORY_PATH")}
+    original_config, original_client, original_cwd = GlobalConfiguration.get_instance(), Client.get_instance(), os.getcwd()
+    GlobalConfiguration._reset_instance()
+    Client._reset_instance()
+    root = tmp_path_factory.mktemp("zenml-project")
+    os.environ["ZENML_CONFIG_PATH"] = str(root / ".zenconfig")
+    os.environ.pop("ZENML_REPOSITORY_PATH", None)
+    os.chdir(root)
+    source_utils.set_custom_source_root(str(PROJECT_ROOT))  # steps resolve from the project, not from root
+    ensure_repository(root)
+    register_local_stack(root / "data")
+    try:
+        yield Client()
+    finally:
+        source_utils.set_custom_source_root(None)
+        os.chdir(original_cwd)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        GlobalConfiguration._reset_instance(original_config)
+        Client._reset_instance(original_client)

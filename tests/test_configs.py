@@ -1,0 +1,134 @@
+"""Every file in configs/ is a valid run configuration for its pipeline, with no key that would be dropped.
+
+ZenML ignores unknown keys silently (a misspelt `paramters:` or a step name that is not in the pipeline just
+vanishes, and the run uses defaults), so each file is checked against the real objects: top-level, model
+and step-configuration keys against ZenML's own models; `steps:` names against the pipeline's step
+invocations; parameters against the pipeline and step signatures; and the plain-dict parameters that
+recsys reads (data source, two-tower, index, candidate sources, gate) against what recsys accepts.
+The file name says which pipeline a config is for: train*.yaml -> train_pipeline, batch*.yaml -> batch.
+"""
+
+import dataclasses
+import importlib
+import inspect
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((PROJECT_ROOT / "configs").glob("*.y*ml"))
+PIPELINES = {"train": ("pipelines.training", "train_pipeline"),
+             "batch": ("pipelines.batch", "batch_inference_pipeline")}
+# Rows of the evaluation table besides "recommender": recsys.training.comparison_models names.
+COMPARISON_MODELS = {"popularity", "two_tower_only", "item_item_only"}
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+@pytest.fixture(scope="module")
+def pipelines():
+    """{prefix: (pipeline, its step invocations)}, wired with default pipeline parameters (no run)."""
+    from zenml.utils import source_utils
+
+    source_utils.set_custom_source_root(str(PROJECT_ROOT))
+    try:
+        prepared = {}
+        for prefix, (module, name) in PIPELINES.items():
+            pipeline = getattr(importlib.import_module(module), name).copy()
+            pipeline.prepare()
+            prepared[prefix] = (pipeline, pipeline.invocations)
+        yield prepared
+    finally:
+        source_utils.set_custom_source_root(None)
+
+
+def settable_parameters(invocation) -> set:
+    """Step parameters a config may set: not an artifact input and not passed in code by the pipeline."""
+    names = set(inspect.signature(invocation.step.entrypoint).parameters)
+    return names - set(invocation.input_artifacts) - set(invocation.parameters)
+
+
+def test_there_are_configs_for_each_pipeline():
+    prefixes = [path.stem.split("_")[0] for path in CONFIGS]
+    assert set(prefixes) <= set(PIPELINES), f"config names must start with one of {list(PIPELINES)}"
+    assert set(PIPELINES) <= set(prefixes)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_keys_are_real(path, pipelines):
+    from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
+    from zenml.config.step_configurations import StepConfigurationUpdate
+    from zenml.model.model import Model
+
+    config = load(path)
+    assert not set(config) - set(PipelineRunConfiguration.model_fields), "unknown top-level keys"
+    PipelineRunConfiguration.model_validate(config)
+    assert config.get("model", {}).get("name"), "every run versions a named ZenML model"
+    assert not set(config["model"]) - set(Model.model_fields), "unknown model keys"
+
+    pipeline, invocations = pipelines[path.stem.split("_")[0]]
+    assert not set(config.get("parameters", {})) - set(inspect.signature(pipeline.entrypoint).parameters)
+    for step_name, step_config in (config.get("steps") or {}).items():
+        assert step_name in invocations, f"{step_name!r} is not a step of {pipeline.name}: {list(invocations)}"
+        assert not set(step_config) - set(StepConfigurationUpdate.model_fields), f"{step_name}: unknown keys"
+        unknown = set(step_config.get("parameters", {})) - settable_parameters(invocations[step_name])
+        assert not unknown, f"{step_name}: {sorted(unknown)} are not parameters it takes from a config"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_required_step_parameters_are_set(path, pipelines):
+    config = load(path)
+    _, invocations = pipelines[path.stem.split("_")[0]]
+    for name, invocation in invocations.items():
+        signature = inspect.signature(invocation.step.entrypoint).parameters
+        required = {p for p in settable_parameters(invocation) if signature[p].default is inspect.Parameter.empty}
+        given = set(((config.get("steps") or {}).get(name) or {}).get("parameters", {}))
+        assert required <= given, f"{name} needs {sorted(required - given)}"
+
+
+def step_parameters(config: dict, step: str) -> dict:
+    return ((config.get("steps") or {}).get(step) or {}).get("parameters", {})
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_recsys_parameters_are_accepted(path):
+    """The dicts ZenML passes through unchecked name real recsys options."""
+    from recsys.data.loader import SOURCES, _BUILDERS
+    from recsys.data.splits import SPLIT_METHODS
+    from recsys.retrieval.index import AnnIndex
+    from recsys.retrieval.two_tower import TwoTowerConfig
+    from recsys.training import SOURCE_CLASSES
+
+    config = load(path)
+    source = config["parameters"]["source"]
+    assert source in SOURCES
+    accepted = set(inspect.signature(_BUILDERS[source]).parameters)
+    assert not set(config["parameters"].get("source_params") or {}) - accepted
+    if "split_data" in (config.get("steps") or {}):
+        assert step_parameters(config, "split_data").get("method", "temporal_user") in SPLIT_METHODS
+    fields = {f.name for f in dataclasses.fields(TwoTowerConfig)}
+    assert not set(step_parameters(config, "train_retrieval").get("params") or {}) - fields
+    index_options = set(inspect.signature(AnnIndex.build).parameters) - {"cls", "embeddings", "ids"}
+    assert not set(step_parameters(config, "build_ann_index").get("params") or {}) - index_options
+    sources = (step_parameters(config, "generate_candidates").get("params") or {}).get("sources") or {}
+    assert not set(sources) - set(SOURCE_CLASSES)
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem.startswith("train")], ids=lambda p: p.name)
+def test_gate_names_real_metrics_and_models(path):
+    """The thresholds read columns evaluate produces (at its configured k) and rows it scores."""
+    from recsys.evaluation.metrics import ranking_metrics
+    from recsys.registry.gate import CANDIDATE, check_gate
+
+    config = load(path)
+    ks = list(step_parameters(config, "evaluate").get("k", [10]))
+    recs = pd.DataFrame({"user_id": ["u"] * 2, "rank": [1, 2], "item_id": ["a", "b"]})
+    truth = pd.DataFrame({"user_id": ["u"], "item_id": ["a"]})
+    columns = ranking_metrics(recs, truth, ks, n_items=2, item_categories=pd.Series({"a": "x", "b": "y"}),
+                              item_popularity=pd.Series({"a": 0.5, "b": 0.5}))
+    table = pd.DataFrame(0.5, index=[CANDIDATE, *COMPARISON_MODELS], columns=list(columns))
+    check_gate(table, step_parameters(config, "quality_gate")["thresholds"])  # ValueError on unknown names
