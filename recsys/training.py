@@ -51,13 +51,16 @@ def fit_candidate_generator(train, valid, items, users, two_tower=None, index=No
     settings = {**DEFAULT_SOURCES, **params.get("sources", {})}
     sources, n_per_source = [], {}
     for name, cfg in settings.items():
-        if cfg is None or (name == "two_tower" and two_tower is None):
+        if cfg is None or (cfg.get("source", name) == "two_tower" and two_tower is None):
             continue
         cfg = dict(cfg)
+        kind = cfg.pop("source", name)  # several instances of one kind may run under different names
         n_per_source[name] = int(cfg.pop("n", 50))
-        if name == "two_tower":
+        if kind == "two_tower":
             cfg.update(model=two_tower, index=index)
-        sources.append(SOURCE_CLASSES[name](**cfg))
+        source = SOURCE_CLASSES[kind](**cfg)
+        source.name = name
+        sources.append(source)
     return CandidateGenerator(catalog, sources, n_per_source).fit(history)
 
 
@@ -82,7 +85,7 @@ def fit_ranker(generator: CandidateGenerator, train, valid, items, users,
     history = make_history(catalog, train, event_weights=weights)
     target = valid[valid.user_id.astype(str).isin(set(history.users))]
     user_ids = list(pd.unique(target.user_id.astype(str)))
-    features = RankingFeatures(**params.get("features", {})).fit(history, [s.name for s in generator.sources])
+    features = RankingFeatures(**params.get("features", {})).fit(history, generator.score_names)
     X_parts, y_parts, groups = [], [], []
     for start in range(0, len(user_ids), 512):
         cands = generator.generate(user_ids[start:start + 512], history)

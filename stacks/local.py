@@ -9,7 +9,7 @@ The MLflow flavors work without `zenml integration install mlflow`: ZenML regist
 flavors and only imports `mlflow` when the component is used, and mlflow 3.17 is in requirements.txt. (The
 integration reports itself "not installed" because it also lists python-rapidjson; that only skips its
 optional materializers and deployer services, which this project does not use.) The steps take the tracking
-URI from this component at run time (steps/tracking.py) and call recsys.registry with it.
+URI from this component at run time (steps/context.py) and call recsys.registry with it.
 
 `register_local_stack` is idempotent: it creates what is missing, re-points components whose settings
 differ (e.g. the project moved), and activates the stack.

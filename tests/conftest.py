@@ -16,6 +16,25 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TINY_DATA = {"n_users": 60, "n_items": 30, "n_events": 1500, "seed": 3}
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset():
+    """A small validated synthetic Dataset (recsys.data.synthetic; deterministic)."""
+    from recsys.data.loader import load_dataset
+
+    return load_dataset("synthetic", TINY_DATA)
+
+
+@pytest.fixture
+def tiny_recommender(tiny_dataset):
+    """A real Recommender without the two-tower source (no TensorFlow), fitted on all of tiny_dataset."""
+    from recsys.training import build_recommender, fit_candidate_generator
+
+    ds = tiny_dataset
+    generator = fit_candidate_generator(ds.interactions, ds.interactions.iloc[:0], ds.items, ds.users)
+    return build_recommender(generator, None, ds.items, ds.users, ds.interactions)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +48,8 @@ def clean_zenml_client(tmp_path_factory):
     from stacks.local import register_local_stack
 
     saved = {name: os.environ.get(name) for name in ("ZENML_CONFIG_PATH", "ZENML_REPOSITORY_PATH")}
-    original_config, original_client, original_cwd = GlobalConfiguration.get_instance(), Client.get_instance(), os.getcwd()
+    original_config, original_client = GlobalConfiguration.get_instance(), Client.get_instance()
+    original_cwd = os.getcwd()
     GlobalConfiguration._reset_instance()
     Client._reset_instance()
     root = tmp_path_factory.mktemp("zenml-project")

@@ -115,7 +115,8 @@ def test_recsys_parameters_are_accepted(path):
     index_options = set(inspect.signature(AnnIndex.build).parameters) - {"cls", "embeddings", "ids"}
     assert not set(step_parameters(config, "build_ann_index").get("params") or {}) - index_options
     sources = (step_parameters(config, "generate_candidates").get("params") or {}).get("sources") or {}
-    assert not set(sources) - set(SOURCE_CLASSES)
+    kinds = {settings.get("source", name) for name, settings in sources.items() if settings is not None}
+    assert not kinds - set(SOURCE_CLASSES), "a source is its kind's name or names its kind in `source:`"
 
 
 @pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem.startswith("train")], ids=lambda p: p.name)

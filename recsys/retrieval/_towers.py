@@ -186,16 +186,21 @@ def fit_tf(config, specs, examples, user_table, item_feats, sizes, evaluate, log
                 loss_metrics=[tf.keras.metrics.Mean("epoch_loss")], temperature=config.temperature,
                 remove_accidental_hits=config.remove_accidental_hits)
 
-        def _drop(self, ids, training):
-            if not training or config.id_dropout <= 0:
-                return ids
-            return tf.where(tf.random.uniform(tf.shape(ids)) < config.id_dropout, tf.zeros_like(ids), ids)
+        def _drop(self, x, training, rate):
+            """Replace whole rows by 0 (= OOV id / missing attribute) with probability `rate`."""
+            if not training or rate <= 0:
+                return x
+            keep = tf.random.uniform(tf.shape(x)[:1]) >= rate
+            return tf.where(tf.reshape(keep, [-1] + [1] * (len(x.shape) - 1)), x, tf.zeros_like(x))
+
+        def _feats(self, table, rows, training):
+            return {k: self._drop(tf.gather(v, rows), training, config.feature_dropout) for k, v in table.items()}
 
         def compute_loss(self, b, training=False):
-            uf = {k: tf.gather(v, b["urow"]) for k, v in u_tab.items()}
-            itf = {k: tf.gather(v, b["irow"]) for k, v in i_tab.items()}
-            q = tower(TF, self.w, "user", specs["user"], config, self._drop(b["uid"], training), uf, b["hist"])
-            c = tower(TF, self.w, "item", specs["item"], config, self._drop(b["iid"], training), itf)
+            uf, itf = self._feats(u_tab, b["urow"], training), self._feats(i_tab, b["irow"], training)
+            uid, iid = (self._drop(b[k], training, config.id_dropout) for k in ("uid", "iid"))
+            q = tower(TF, self.w, "user", specs["user"], config, uid, uf, b["hist"])
+            c = tower(TF, self.w, "item", specs["item"], config, iid, itf)
             return self.task(q, c, candidate_ids=b["irow"], compute_metrics=False,
                              candidate_sampling_probability=b["prob"] if config.logq_correction else None)
 

@@ -45,6 +45,14 @@ class CandidateGenerator:
             source.fit(history)
         return self
 
+    @property
+    def score_names(self) -> list[str]:
+        """Names of the score columns `generate` returns: each source, then each source's extra views."""
+        names = [s.name for s in self.sources]
+        for s in self.sources:
+            names += [f"{s.name}_{v}" for v in getattr(s, "view_decays", {})]
+        return names
+
     def source(self, name: str) -> CandidateSource:
         return next(s for s in self.sources if s.name == name)
 
@@ -58,6 +66,8 @@ class CandidateGenerator:
             top, dense = source.retrieve(user_ids, history, self.n_per_source.get(source.name, 50), exclude)
             tops.append(top)
             denses[source.name] = dense
+            for view, scores in source.views(user_ids, history).items():
+                denses[f"{source.name}_{view}"] = scores
         stacked = np.concatenate(tops, axis=1)
         bits = np.concatenate([np.full(t.shape, 1 << k, dtype=np.int32) for k, t in enumerate(tops)], axis=1)
         positions = np.full(stacked.shape, -1, dtype=np.int64)

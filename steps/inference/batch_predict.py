@@ -1,9 +1,9 @@
 """Step: top-K recommendations for many users at once, written to a file for downstream jobs.
 
 Known interactions are never recommended back. Those newer than what the recommender already holds for a
-user (e.g. events since it was trained) are added to its history first, so they personalise the lists;
-older ones are not added again (repeats would count twice). Users without history get the cold start. Output rows: user_id, rank, item_id, score, source,
-model_version; CSV or Parquet by the file suffix.
+user (e.g. events since it was trained) are first added to its history, so they personalise the lists;
+older ones are not added again (repeats would count twice). Users without history get the cold start.
+Output rows: user_id, rank, item_id, score, source, model_version; CSV or Parquet by the file suffix.
 """
 
 from pathlib import Path
@@ -20,17 +20,23 @@ from steps.names import BATCH_RECOMMENDATIONS
 logger = get_logger(__name__)
 
 
+def _newer_than_history(recommender: Recommender, interactions: pd.DataFrame) -> pd.DataFrame:
+    """Rows later than the recommender's last known event of their user (all rows of unknown users)."""
+    user_ids = interactions[USER_ID].astype(str)
+    distinct = pd.unique(user_ids)
+    seen_until = user_ids.map(dict(zip(distinct, recommender.history.last_time(distinct))))  # NaN: unknown
+    seconds = pd.to_datetime(interactions[TIMESTAMP], utc=True).astype("int64") / 1e9  # as History stores it
+    return interactions[~(seconds <= seen_until)]
+
+
 @step(enable_cache=False)  # writes output_path
 def batch_predict(recommender: Recommender, interactions: pd.DataFrame, users: pd.DataFrame, k: int = 10,
-                  user_ids: Optional[List[str]] = None,
-                  output_path: str = "data/batch/recommendations.parquet") -> Annotated[pd.DataFrame, BATCH_RECOMMENDATIONS]:
+                  user_ids: Optional[List[str]] = None, output_path: str = "data/batch/recommendations.parquet",
+                  ) -> Annotated[pd.DataFrame, BATCH_RECOMMENDATIONS]:
     """`user_ids` None means every user in the interactions or the users table."""
-    known_users = interactions[USER_ID].astype(str)
-    seen_until = dict(zip(pd.unique(known_users), recommender.history.last_time(pd.unique(known_users))))
-    seconds = pd.to_datetime(interactions[TIMESTAMP], utc=True).astype("int64") / 1e9
-    recommender.update_history(interactions[~(seconds <= known_users.map(seen_until))])  # NaN: unknown user
+    recommender.update_history(_newer_than_history(recommender, interactions))
     if user_ids is None:
-        user_ids = sorted(set(known_users) | set(users[USER_ID].astype(str)))
+        user_ids = sorted(set(interactions[USER_ID].astype(str)) | set(users[USER_ID].astype(str)))
     recs = recommender.recommend_batch(list(user_ids), k, exclude=interactions[[USER_ID, ITEM_ID]])
     recs = recs.assign(model_version=str(recommender.version))
     path = Path(output_path)

@@ -37,7 +37,8 @@ def register_model(recommender: Recommender, test_interactions: pd.DataFrame, ga
     name = model_name or (zenml_model.name if zenml_model else None)
     if not name:
         raise ValueError("no model name: set model_name or give the pipeline a `model:`")
-    metrics = {f"{model}/{metric}": value for model, row in evaluation_metrics.iterrows() for metric, value in row.items()}
+    metrics = {f"{model}/{metric}": value
+               for model, row in evaluation_metrics.iterrows() for metric, value in row.items()}
     metrics.update(candidate_recall)
     config, uri = run_configuration(), mlflow_tracking_uri(tracking_uri)
     tags = {"zenml_pipeline": config["pipeline"], "zenml_run": config["run"], "gate_passed": gate_passed}
