@@ -43,17 +43,14 @@ def where_to_look(run) -> None:
 
     run = Client().get_pipeline_run(run.id)
     print(f"\nrun {run.name}: {run.status.value}")
-    for step_name, output in (("register_model", "registration"), ("batch_predict", None)):
-        if step_name not in run.steps:
-            continue
-        step = run.steps[step_name]
-        if output:
-            result = step.regular_outputs[output].load()
-            print(f"registered {result['mlflow_model']} version {result['mlflow_version']} "
-                  f"(alias {result['alias']}), bundle {result['bundle']}" if result["registered"] else
-                  "quality gate failed: nothing registered (see the quality_gate step log)")
-        else:
-            print(f"recommendations: {(ROOT / step.config.parameters['output_path']).resolve()}")
+    if "register_model" in run.steps:
+        result = run.steps["register_model"].regular_outputs["registration"].load()
+        print(f"registered {result['mlflow_model']} version {result['mlflow_version']} (alias {result['alias']}), "
+              f"bundle {result['bundle']}" if result["registered"] else
+              "quality gate failed: nothing registered (see the quality_gate step log)")
+    if "batch_predict" in run.steps:
+        output = run.steps["batch_predict"].config.parameters["output_path"]
+        print(f"recommendations: {(ROOT / output).resolve()}")
     tracker = Client().active_stack.experiment_tracker
     if tracker is not None and hasattr(tracker, "get_tracking_uri"):
         print(f"MLflow UI:         mlflow ui --backend-store-uri {tracker.get_tracking_uri()}")

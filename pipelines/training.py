@@ -6,6 +6,7 @@ from typing import Any, Dict, Optional
 from zenml import pipeline
 
 from pipelines.data import data_pipeline
+from steps.cache import CACHE_POLICY
 from steps.data import split_data
 from steps.evaluation import evaluate, quality_gate
 from steps.registry import register_model
@@ -18,7 +19,7 @@ from steps.training import (
 )
 
 
-@pipeline
+@pipeline(cache_policy=CACHE_POLICY)  # reuse a step only while recsys/ is unchanged
 def train_pipeline(source: str = "synthetic", source_params: Optional[Dict[str, Any]] = None):
     """`source` / `source_params` choose the dataset (recsys.data.loader); every other value is a step
     parameter in the config file."""

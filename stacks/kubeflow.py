@@ -7,9 +7,9 @@
 - experiment tracker and model registry `recsys-mlflow-remote` on a shared MLflow tracking server
   (a local sqlite file is not reachable from pods).
 
-Settings come from environment variables (names in SETTINGS). Nothing here is exercised by the tests: it
-needs a cluster, and the kubeflow / s3 / gcp / azure integration requirements (`zenml integration install
-kubeflow s3` etc.) in the image and locally; see stacks/README.md.
+Settings come from environment variables (names in SETTINGS, OPTIONAL, MLFLOW_AUTH). The tests register
+the stack in a throw-away ZenML store but never run on it: that needs a cluster, a deployed ZenML server
+and the kubeflow / s3 / gcp / azure integrations (`zenml integration install kubeflow s3`); see README.md.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ SETTINGS = {
 }
 OPTIONAL = {"RECSYS_KUBEFLOW_HOST": "Kubeflow Pipelines API URL (default: found through the kube context)",
             "RECSYS_KUBEFLOW_NAMESPACE": "namespace Kubeflow Pipelines is deployed in (default: kubeflow)"}
+# A remote MLflow needs exactly one way in. Values may be ZenML secret references ("{{mlflow.token}}") so
+# that no credential is stored in the component's configuration.
+MLFLOW_AUTH = {"RECSYS_MLFLOW_TRACKING_TOKEN": "tracking_token", "RECSYS_MLFLOW_USERNAME": "tracking_username",
+               "RECSYS_MLFLOW_PASSWORD": "tracking_password"}
 # Pipeline settings every run on this stack gets (run.py passes them with the config file): the step image
 # is built from requirements.txt; on the local stack ZenML would only warn that nothing uses them.
 RUN_SETTINGS = {"docker": {"requirements": "requirements.txt", "environment": {"TF_USE_LEGACY_KERAS": "1"}}}
@@ -38,13 +42,20 @@ class MissingSettingsError(RuntimeError):
 
 
 def read_settings(env=os.environ) -> dict[str, str]:
-    """The SETTINGS (and set OPTIONAL) values from `env`; MissingSettingsError names every missing one."""
+    """The SETTINGS, OPTIONAL and MLFLOW_AUTH values set in `env`; MissingSettingsError names every missing
+    required one, a wrong MLflow authentication combination or an unsupported artifact store scheme."""
     missing = [name for name in SETTINGS if not env.get(name)]
     if missing:
         lines = "\n".join(f"  {name}: {SETTINGS[name]}" for name in missing)
         raise MissingSettingsError(f"the kubeflow stack needs these environment variables:\n{lines}\n"
                                    "(see stacks/README.md)")
-    values = {name: env[name] for name in [*SETTINGS, *OPTIONAL] if env.get(name)}
+    values = {name: env[name] for name in [*SETTINGS, *OPTIONAL, *MLFLOW_AUTH] if env.get(name)}
+    auth = {name for name in MLFLOW_AUTH if name in values}
+    if auth not in ({"RECSYS_MLFLOW_TRACKING_TOKEN"}, {"RECSYS_MLFLOW_USERNAME", "RECSYS_MLFLOW_PASSWORD"}):
+        raise MissingSettingsError("the remote MLflow needs exactly one authentication method: "
+                                   "RECSYS_MLFLOW_TRACKING_TOKEN, or RECSYS_MLFLOW_USERNAME with "
+                                   "RECSYS_MLFLOW_PASSWORD "
+                                   f"(got {sorted(auth) or 'none'}; see stacks/README.md)")
     scheme = values["RECSYS_ARTIFACT_STORE"].split("://", 1)[0]
     if scheme not in ARTIFACT_STORE_FLAVORS:
         raise MissingSettingsError(f"RECSYS_ARTIFACT_STORE must start with one of "
@@ -65,8 +76,9 @@ def components(values: dict[str, str]) -> dict:
         T.ARTIFACT_STORE: (STACK_NAME, ARTIFACT_STORE_FLAVORS[store.split("://", 1)[0]], {"path": store}),
         T.CONTAINER_REGISTRY: (STACK_NAME, "default", {"uri": values["RECSYS_CONTAINER_REGISTRY"]}),
         T.IMAGE_BUILDER: (STACK_NAME, "local", {}),
-        T.EXPERIMENT_TRACKER: ("recsys-mlflow-remote", "mlflow",
-                               {"tracking_uri": values["RECSYS_MLFLOW_TRACKING_URI"]}),
+        T.EXPERIMENT_TRACKER: ("recsys-mlflow-remote", "mlflow", {
+            "tracking_uri": values["RECSYS_MLFLOW_TRACKING_URI"],
+            **{field: values[name] for name, field in MLFLOW_AUTH.items() if name in values}}),
         T.MODEL_REGISTRY: ("recsys-mlflow-remote", "mlflow", {}),
     }
 

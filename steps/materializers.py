@@ -1,15 +1,14 @@
 """ZenML materializers for the recsys model objects.
 
-`RecsysModelMaterializer` serves every class that restores itself from its own directory (TwoTowerModel,
-AnnIndex, Recommender). `InRunPickleMaterializer` is for the parts that cannot yet (CandidateGenerator and
-RankingModel need the catalogue passed to `load`): they only travel between the steps of one run.
+`RecsysModelMaterializer` serves the classes that restore themselves from their own directory
+(TwoTowerModel, AnnIndex, Recommender: `obj.save(directory)`, `Cls.load(directory)`), so an artifact is
+exactly the files a model bundle holds: no pickle, and it opens without ZenML. It is duck-typed on that
+protocol instead of listing the classes, so importing it imports no model module (nor TensorFlow). Steps
+attach it with `output_materializers=`; ZenML records it with the artifact, so downstream steps and
+`Client().get_artifact_version(...).load()` use it too.
 
-Each of those classes already knows how to persist itself (`obj.save(directory)`, `Cls.load(directory)`),
-the same way a model bundle stores it, so the artifact is exactly the files the bundle would hold: no
-pickle, and an artifact can be opened without ZenML. The materializer is duck-typed on that protocol
-instead of listing the classes, so importing it does not import the model modules (or TensorFlow); steps
-attach it with `output_materializers=RecsysModelMaterializer`, and ZenML records it with the artifact so
-downstream steps and `Client().get_artifact_version(...).load()` use it too.
+`InRunPickleMaterializer` is for the parts that cannot restore themselves yet (CandidateGenerator.load and
+RankingModel.load also need the catalogue): they only travel between the steps of one run.
 """
 
 from __future__ import annotations

@@ -165,6 +165,8 @@ def train_two_tower(train: pd.DataFrame, valid: pd.DataFrame | None, items: pd.D
     """Fit the towers on `train` interactions, early-stopping on recall@eval_k of `valid` users (their
     train items masked), and return the best epoch's model with catalogue = items table ∪ train items."""
     config = config or TwoTowerConfig()
+    if not len(train):
+        raise ValueError("train_two_tower needs at least one train interaction")
     t0 = time.time()
     items = items if items is not None else pd.DataFrame({ITEM_ID: pd.Series(dtype=str)})
     users = users if users is not None else pd.DataFrame({USER_ID: pd.Series(dtype=str)})

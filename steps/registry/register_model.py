@@ -3,7 +3,7 @@
 Before bundling, the recommender also learns the test interactions (it was scored without them), so the
 served model knows everything up to now. The MLflow run gets the run's parameters and metrics whether or
 not the gate passed, so failed attempts stay comparable; only a passing model gets a bundle
-(`<bundles_dir>/<model name>/<version>`), a registered MLflow version with `alias`, and the ZenML model `stage`.
+(`<bundles_dir>/<model name>/<version>`), a registered MLflow version with `alias` and the ZenML `stage`.
 """
 
 from datetime import datetime, timezone
@@ -18,7 +18,7 @@ from recsys.registry.bundle import save_bundle
 from recsys.registry.mlflow_registry import log_run, register_bundle
 from recsys.serving.recommender import Recommender
 from recsys.training import refresh_recommender
-from steps.context import current_model, mlflow_tracking_uri, run_configuration
+from steps.context import current_model, mlflow_tracking_uri, resolve_model_name, run_configuration
 from steps.names import REGISTRATION
 
 logger = get_logger(__name__)
@@ -33,10 +33,7 @@ def register_model(recommender: Recommender, test_interactions: pd.DataFrame, ga
     """`model_name` (MLflow registered model and experiment, unless `experiment` is set) defaults to the
     pipeline's ZenML model name; `tracking_uri` to the stack's MLflow tracker; `refit` re-fits the cheap
     parts (co-occurrence, popularity, ranking statistics) on the full history (recsys.training)."""
-    zenml_model = current_model()
-    name = model_name or (zenml_model.name if zenml_model else None)
-    if not name:
-        raise ValueError("no model name: set model_name or give the pipeline a `model:`")
+    name = resolve_model_name(model_name)
     metrics = {f"{model}/{metric}": value
                for model, row in evaluation_metrics.iterrows() for metric, value in row.items()}
     metrics.update(candidate_recall)
@@ -56,9 +53,10 @@ def register_model(recommender: Recommender, test_interactions: pd.DataFrame, ga
     result = {"registered": True, "bundle": str(bundle.resolve()), "bundle_version": recommender.version,
               "mlflow_model": name, "mlflow_version": version, "alias": alias, "mlflow_run_id": run_id,
               "tracking_uri": uri}
+    zenml_model = current_model()
     if zenml_model is not None:
         zenml_model.log_metadata({"registration": result, "metrics": metrics})
         if stage:
             zenml_model.set_stage(stage, force=True)
-    logger.info("registered %s version %s (%s -> %s), bundle %s", name, version, alias, version, bundle)
+    logger.info("registered %s version %s as %r, bundle %s", name, version, alias, bundle)
     return result

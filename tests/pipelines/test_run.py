@@ -36,9 +36,12 @@ def test_kubeflow_stack_names_every_missing_setting(monkeypatch, capsys):
 
 def test_kubeflow_settings_are_checked():
     env = {"RECSYS_KUBE_CONTEXT": "ctx", "RECSYS_ARTIFACT_STORE": "s3://bucket/zenml",
-           "RECSYS_CONTAINER_REGISTRY": "ghcr.io/me", "RECSYS_MLFLOW_TRACKING_URI": "https://mlflow"}
+           "RECSYS_CONTAINER_REGISTRY": "ghcr.io/me", "RECSYS_MLFLOW_TRACKING_URI": "https://mlflow",
+           "RECSYS_MLFLOW_TRACKING_TOKEN": "{{mlflow.token}}"}
     assert read_settings(env) == env
     with pytest.raises(MissingSettingsError, match="RECSYS_CONTAINER_REGISTRY"):
         read_settings({**env, "RECSYS_CONTAINER_REGISTRY": ""})
     with pytest.raises(MissingSettingsError, match="must start with one of"):
         read_settings({**env, "RECSYS_ARTIFACT_STORE": "/local/path"})
+    with pytest.raises(MissingSettingsError, match="exactly one authentication method"):
+        read_settings({**env, "RECSYS_MLFLOW_USERNAME": "me"})  # token and a half user/password pair

@@ -16,6 +16,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TINY_DATA = {"n_users": 150, "n_items": 60, "n_events": 4000, "seed": 7}
+TINY_TRAINING = {
+    "train_retrieval": {"params": {"epochs": 2, "embedding_dim": 16, "hidden_units": [32], "verbose": 0}},
+    "train_ranker": {"params": {"kind": "lightgbm", "num_rounds": 20, "early_stopping": 5}},
+    "evaluate": {"k": [5, 10]},
+}
 K = 5
 
 
@@ -26,6 +31,7 @@ def tiny_config(name: str, directory: Path, steps: dict) -> Path:
     for step_name, parameters in steps.items():
         step = config.setdefault("steps", {}).setdefault(step_name, {})
         step.setdefault("parameters", {}).update(parameters)
+    directory.mkdir(exist_ok=True)
     path = directory / name
     path.write_text(yaml.safe_dump(config))
     return path
@@ -39,11 +45,7 @@ def test_train_registers_then_batch_predicts(clean_zenml_client, tmp_path):
     from recsys.registry.mlflow_registry import resolve_alias
 
     train_config = tiny_config("train.yaml", tmp_path, {
-        "train_retrieval": {"params": {"epochs": 2, "embedding_dim": 16, "hidden_units": [32], "verbose": 0}},
-        "train_ranker": {"params": {"kind": "lightgbm", "num_rounds": 20, "early_stopping": 5}},
-        "evaluate": {"k": [5, 10]},
-        "quality_gate": {"thresholds": {"min_ndcg@10": 0.001, "must_beat": []}},
-    })
+        **TINY_TRAINING, "quality_gate": {"thresholds": {"min_ndcg@10": 0.001, "must_beat": []}}})
     run = train_pipeline.with_options(config_path=str(train_config))()
     run = clean_zenml_client.get_pipeline_run(run.id)
     assert run.status.value == "completed"
@@ -58,8 +60,21 @@ def test_train_registers_then_batch_predicts(clean_zenml_client, tmp_path):
 
     version, run_id = resolve_alias(registration["tracking_uri"], "travel-recommender", "production")
     assert (version, run_id) == (registration["mlflow_version"], registration["mlflow_run_id"])
-    model_version = clean_zenml_client.get_model_version("travel-recommender", "production")
-    assert model_version.run_metadata["registration"]["bundle_version"] == registration["bundle_version"]
+    production = clean_zenml_client.get_model_version("travel-recommender", "production")
+    assert production.run_metadata["registration"]["bundle_version"] == registration["bundle_version"]
+
+    # A stricter gate on the same (cached) model registers nothing and leaves the promotion alone.
+    strict = tiny_config("train.yaml", tmp_path / "strict",
+                         {**TINY_TRAINING, "quality_gate": {"thresholds": {"min_ndcg@10": 0.99}}})
+    rerun = clean_zenml_client.get_pipeline_run(train_pipeline.with_options(config_path=str(strict))().id)
+    refused = rerun.steps["register_model"].regular_outputs["registration"].load()
+    assert refused["registered"] is False and rerun.steps["train_retrieval"].status.value == "cached"
+    assert resolve_alias(registration["tracking_uri"], "travel-recommender", "production")[0] == version
+    assert clean_zenml_client.get_model_version("travel-recommender", "production").id == production.id
+    from mlflow import MlflowClient
+
+    refused_run = MlflowClient(registration["tracking_uri"]).get_run(refused["mlflow_run_id"])
+    assert refused_run.data.tags["gate_passed"] == "False" and "recommender/ndcg_at_10" in refused_run.data.metrics
 
     output = tmp_path / "recommendations.csv"
     batch_config = tiny_config("batch.yaml", tmp_path, {"batch_predict": {"k": K, "output_path": str(output)}})

@@ -34,7 +34,8 @@ def planted_world(seed=0):
         "item_id": [f"i{i}" for i in range(n_items)],
         "genre": [f"g{min(i // GROUP_SIZE, 1)}|common" for i in range(n_items)],
         "price": rng.normal(size=n_items)})
-    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(N_USERS)], "segment": [f"s{u % 2}" for u in range(N_USERS)]})
+    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(N_USERS)],
+                          "segment": [f"s{u % 2}" for u in range(N_USERS)]})
     last = inter.groupby("user_id").cumcount() >= PER_USER - N_VALID
     return inter[~last], inter[last], items, users
 

@@ -1,9 +1,12 @@
-"""stacks.local: registering recsys-local is idempotent, fast when nothing changed, and follows the data dir."""
+"""Stack registration in a throw-away ZenML client: recsys-local is idempotent, fast when nothing changed and
+follows the data dir; recsys-kubeflow registers from its settings (no cluster is contacted)."""
 
 import time
 
 from zenml.enums import StackComponentType
 
+import stacks
+from stacks.kubeflow import RUN_SETTINGS
 from stacks.local import MLFLOW_COMPONENT, STACK_NAME, mlflow_tracking_uri, register_local_stack
 
 
@@ -30,3 +33,20 @@ def test_registration_is_idempotent_and_repoints_moved_state(clean_zenml_client,
     client.activate_stack("default")
     register_local_stack(tmp_path / "data")
     assert client.active_stack_model.name == STACK_NAME
+
+
+def test_kubeflow_stack_registers_from_environment(clean_zenml_client, tmp_path, monkeypatch):
+    env = {"RECSYS_KUBE_CONTEXT": "ctx", "RECSYS_ARTIFACT_STORE": "gs://bucket/zenml",
+           "RECSYS_CONTAINER_REGISTRY": "ghcr.io/me", "RECSYS_MLFLOW_TRACKING_URI": "https://mlflow.example.com",
+           "RECSYS_MLFLOW_USERNAME": "me", "RECSYS_MLFLOW_PASSWORD": "pw"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        assert stacks.activate("kubeflow", tmp_path) == RUN_SETTINGS
+        stack = clean_zenml_client.active_stack_model
+        flavors = {t.value: [c.flavor_name for c in cs] for t, cs in stack.components.items()}
+        assert stack.name == "recsys-kubeflow" and flavors == {
+            "orchestrator": ["kubeflow"], "artifact_store": ["gcp"], "container_registry": ["default"],
+            "image_builder": ["local"], "experiment_tracker": ["mlflow"], "model_registry": ["mlflow"]}
+    finally:
+        clean_zenml_client.activate_stack(STACK_NAME)
