@@ -60,12 +60,15 @@ def _rebuild_error(table, column, message, rows):
 
 
 def _fail_rows(table: str, column: str, mask: np.ndarray, problem: str, original: pd.Series) -> None:
-    """Raise if any row is flagged in `mask`; `problem` completes "N rows ..."."""
+    """Raise if any row is flagged in `mask`; `problem` completes "N rows ..." (plural verb)."""
     bad = np.flatnonzero(np.asarray(mask, dtype=bool))
     if bad.size:
         examples = bad[:_MAX_EXAMPLES]
-        noun = "row" if bad.size == 1 else "rows"
-        raise DataValidationError(table, column, f"{bad.size} {noun} {problem}", examples,
+        if bad.size == 1:  # "1 row has ...", "3 rows have ..."
+            problem = "row " + (f"has{problem[4:]}" if problem.startswith("have ") else problem)
+        else:
+            problem = f"rows {problem}"
+        raise DataValidationError(table, column, f"{bad.size} {problem}", examples,
                                   original.iloc[examples].tolist())
 
 
