@@ -68,9 +68,11 @@ def ensure_experiment(tracking_uri: str, experiment: str) -> str:
 
 def log_run(tracking_uri: str, experiment: str, params: Mapping[str, Any], metrics: Mapping[str, float],
             artifacts_dir: str | Path | None = None, tags: Mapping[str, Any] | None = None,
-            run_name: str | None = None, artifact_path: str = BUNDLE_ARTIFACT_PATH) -> str:
+            run_name: str | None = None, artifact_path: str = BUNDLE_ARTIFACT_PATH,
+            tables: Mapping[str, Any] | None = None) -> str:
     """Create a finished run with params (flattened), metrics (non-numbers skipped), tags and, when given,
-    the files of `artifacts_dir` under `artifact_path`. Returns the run id."""
+    the files of `artifacts_dir` under `artifact_path` and each DataFrame of `tables` as `<name>.csv`
+    (e.g. the evaluation table, the ranker's feature importance). Returns the run id."""
     from mlflow.entities import Metric, Param
 
     client = _client(tracking_uri)
@@ -86,6 +88,8 @@ def log_run(tracking_uri: str, experiment: str, params: Mapping[str, Any], metri
             client.log_batch(run_id, metrics=metric_rows[start:start + 100], params=param_rows[start:start + 100])
         if artifacts_dir is not None:
             client.log_artifacts(run_id, str(artifacts_dir), artifact_path=artifact_path)
+        for name, frame in (tables or {}).items():
+            client.log_text(run_id, frame.to_csv(), f"{name}.csv")
     except BaseException:
         client.set_terminated(run_id, status="FAILED")
         raise

@@ -2,7 +2,8 @@
 
 Before bundling, the recommender also learns the test interactions (it was scored without them), so the
 served model knows everything up to now. The MLflow run gets the run's parameters and metrics whether or
-not the gate passed, so failed attempts stay comparable; only a passing model gets a bundle
+not the gate passed (with the evaluation table and the ranker's feature importance as CSV), so failed
+attempts stay comparable; only a passing model gets a bundle
 (`<bundles_dir>/<model name>/<version>`), a registered MLflow version with `alias` and the ZenML `stage`.
 """
 
@@ -27,6 +28,7 @@ logger = get_logger(__name__)
 @step(enable_cache=False)  # side effects: files, MLflow registry, ZenML stage
 def register_model(recommender: Recommender, test_interactions: pd.DataFrame, gate_passed: bool,
                    evaluation_metrics: pd.DataFrame, candidate_recall: Dict[str, float],
+                   feature_importance: pd.DataFrame,
                    model_name: Optional[str] = None, alias: str = "production", stage: Optional[str] = "production",
                    bundles_dir: str = "data/bundles", experiment: Optional[str] = None,
                    tracking_uri: Optional[str] = None, refit: bool = True) -> Annotated[Dict[str, Any], REGISTRATION]:
@@ -39,15 +41,16 @@ def register_model(recommender: Recommender, test_interactions: pd.DataFrame, ga
     metrics.update(candidate_recall)
     config, uri = run_configuration(), mlflow_tracking_uri(tracking_uri)
     tags = {"zenml_pipeline": config["pipeline"], "zenml_run": config["run"], "gate_passed": gate_passed}
+    tables = {"evaluation": evaluation_metrics, "feature_importance": feature_importance}
     if not gate_passed:
-        run_id = log_run(uri, experiment or name, config, metrics, tags=tags, run_name=config["run"])
+        run_id = log_run(uri, experiment or name, config, metrics, tags=tags, run_name=config["run"], tables=tables)
         logger.warning("quality gate failed: nothing registered; figures in MLflow run %s", run_id)
         return {"registered": False, "mlflow_run_id": run_id, "tracking_uri": uri}
 
     refresh_recommender(recommender, test_interactions, refit=refit)
     recommender.version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     bundle = save_bundle(recommender, Path(bundles_dir) / name / recommender.version, metrics, config)
-    run_id = log_run(uri, experiment or name, config, metrics, artifacts_dir=bundle,
+    run_id = log_run(uri, experiment or name, config, metrics, artifacts_dir=bundle, tables=tables,
                      tags={**tags, "bundle_version": recommender.version}, run_name=config["run"])
     version = register_bundle(uri, run_id, name, alias, tags={"bundle_version": recommender.version})
     result = {"registered": True, "bundle": str(bundle.resolve()), "bundle_version": recommender.version,

@@ -75,6 +75,8 @@ def test_train_registers_then_batch_predicts(clean_zenml_client, tmp_path):
 
     refused_run = MlflowClient(registration["tracking_uri"]).get_run(refused["mlflow_run_id"])
     assert refused_run.data.tags["gate_passed"] == "False" and "recommender/ndcg_at_10" in refused_run.data.metrics
+    logged = {a.path for a in MlflowClient(registration["tracking_uri"]).list_artifacts(refused["mlflow_run_id"])}
+    assert {"evaluation.csv", "feature_importance.csv"} <= logged
 
     output = tmp_path / "recommendations.csv"
     batch_config = tiny_config("batch.yaml", tmp_path, {"batch_predict": {"k": K, "output_path": str(output)}})
