@@ -115,7 +115,7 @@ def build_recommender(generator: CandidateGenerator, ranking: RankingModel | Non
     """The staged recommender over the fitted parts; `history` is what it knows users have done."""
     params = params or {}
     hist = make_history(generator.catalog, history, event_weights=params.get("event_weights"))
-    return Recommender(generator.catalog, generator, ranking, hist, params.get("serving"), version)
+    return Recommender(generator.catalog, generator, ranking, hist, params.get("serving"), version, users=users)
 
 
 def comparison_models(recommender: Recommender, train: pd.DataFrame, history: pd.DataFrame | None = None) -> dict:
@@ -145,4 +145,5 @@ def refresh_recommender(recommender: Recommender, interactions: pd.DataFrame, re
         if recommender.ranking is not None:
             features = recommender.ranking.features
             features.fit(recommender.history, features.source_names)
+        recommender.refresh_trends()
     return recommender

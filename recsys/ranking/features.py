@@ -79,6 +79,16 @@ class RankingFeatures:
             self._onehot[col] = m
         self._numeric = attrs[self.numeric].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
 
+    def extend_catalog(self, catalog: Catalog) -> None:
+        """Items added to the catalogue after fitting (serving: Recommender.add_items) get their attribute
+        encodings and no statistics (zero counts, unknown first/last time) until the next fit."""
+        pad = len(catalog) - len(self._count)
+        if pad > 0:
+            self._first = np.r_[self._first, np.full(pad, np.nan)]
+            self._last = np.r_[self._last, np.full(pad, np.nan)]
+            self._count = np.r_[self._count, np.zeros(pad, np.float32)]
+        self._build_matrices(catalog)
+
     def windowed_count(self, positions: np.ndarray, ref: np.ndarray, days: float) -> np.ndarray:
         base = positions.astype(np.float64) * 1e10 - self._t0
         ref = np.clip(ref, self._t0, None)

@@ -74,6 +74,15 @@ class AnnIndex:
         index.add(x)
         return cls(index, ids, kind, params)
 
+    def add(self, embeddings: np.ndarray, ids) -> None:
+        """Append vectors (new catalogue items, e.g. from TwoTowerModel.embed_items). Exact and HNSW
+        indexes take them as they are; IVF assigns them to its trained lists."""
+        x = np.ascontiguousarray(np.atleast_2d(embeddings), dtype=np.float32)
+        if x.shape[1] != self.dim or len(ids) != len(x) or not np.isfinite(x).all():
+            raise ValueError(f"need finite [n, {self.dim}] vectors and n ids, got {x.shape} and {len(ids)} ids")
+        self.index.add(x)
+        self.ids = np.concatenate([self.ids, np.asarray(ids, dtype=str)])
+
     def _search_params(self, k: int):
         """Per-call search parameters (thread-safe: nothing on the shared index is mutated)."""
         if self.kind == "hnsw":  # HNSW returns at most efSearch results, so the beam is at least k

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -159,7 +160,12 @@ class CoVisitationSource(CandidateSource):
 
     def dense_scores(self, user_ids, history: History) -> np.ndarray:
         H = history.matrix(user_ids, decay=self.decay)
-        return np.asarray((H @ self.C).todense(), dtype=np.float32)
+        n = self.C.shape[0]
+        if H.shape[1] == n:
+            return (H @ self.C).toarray().astype(np.float32, copy=False)
+        out = np.zeros((len(user_ids), H.shape[1]), dtype=np.float32)  # items added after fitting: 0
+        out[:, :n] = (H[:, :n] @ self.C).toarray()
+        return out
 
     def settings(self) -> dict:
         return {"window": self.window, "decay": self.decay, "top_neighbours": self.top_neighbours}
@@ -191,7 +197,8 @@ class PopularSource(CandidateSource):
         return self
 
     def dense_scores(self, user_ids, history: History) -> np.ndarray:
-        return np.broadcast_to(self.counts, (len(user_ids), len(self.counts))).copy()
+        counts = _pad(self.counts, len(history.catalog))  # items added after fitting have no count yet
+        return np.broadcast_to(counts, (len(user_ids), len(counts))).copy()
 
     def settings(self) -> dict:
         return {"window_days": self.window_days}
@@ -219,7 +226,7 @@ class TwoTowerSource(CandidateSource):
 
     def _rows(self, history: History) -> np.ndarray:
         """Catalogue position -> row of the model's item embeddings (-1 if the model lacks the item)."""
-        if self._item_rows is None:
+        if self._item_rows is None or len(self._item_rows) != len(history.catalog):
             row = {item: r for r, item in enumerate(self.model.item_ids)}
             self._item_rows = np.array([row.get(i, -1) for i in history.catalog.item_ids])
         return self._item_rows
@@ -258,6 +265,42 @@ class TwoTowerSource(CandidateSource):
     def settings(self) -> dict:
         return {"history_length": self.history_length}
 
+    # ---- serving helpers: content-based cold start, similar items, catalogue growth ----
+    def item_vectors(self, catalog) -> np.ndarray:
+        """Catalogue-aligned item vectors (zeros for items the model lacks)."""
+        rows = self._rows(SimpleNamespace(catalog=catalog))
+        out = np.zeros((len(rows), self.model.item_embeddings.shape[1]), dtype=np.float32)
+        out[rows >= 0] = self.model.item_embeddings[rows[rows >= 0]]
+        return out
+
+    @property
+    def user_attributes(self) -> list[str]:
+        """User attributes the user tower reads (what a cold-start request can describe itself by)."""
+        return [spec["name"] for spec in self.model.specs["user"]]
+
+    def attribute_vectors(self, attributes: list[dict]) -> np.ndarray:
+        """User vectors from attributes alone (unknown id, empty history): content-based matches for a user
+        the model has never seen, e.g. a visitor who told us their home region. Attributes the tower does
+        not know encode as missing."""
+        from recsys.retrieval import _towers as tw
+
+        model, n = self.model, len(attributes)
+        feats = tw.encode(pd.DataFrame(attributes, index=range(n)), model.specs["user"])
+        hist = np.zeros((n, model.config.history_length), np.int32) if model.config.history_length else None
+        return tw.tower(tw.NP, model.weights, "user", model.specs["user"], model.config,
+                        np.zeros(n, np.int64), feats, hist)
+
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """Give new catalogue items attribute-based vectors (TwoTowerModel.embed_items, no retraining) and
+        add them to the ANN index so they can be retrieved. Returns the new items' vectors."""
+        before = len(self.model.item_ids)
+        self.model.add_items(items)
+        new = self.model.item_embeddings[before:]
+        if self.index is not None and len(new):
+            self.index.add(new, self.model.item_ids[before:])
+        self._item_rows = None
+        return new
+
 
 def top_n(scores: np.ndarray, n: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:
     """Positions of each row's n largest scores, best first; excluded or -inf entries come back as -1."""
@@ -288,6 +331,10 @@ def _keep_top(C: sp.csr_matrix, k: int) -> sp.csr_matrix:
         cols.append(C.indices[keep])
         vals.append(C.data[keep])
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=C.shape)
+
+
+def _pad(values: np.ndarray, n: int) -> np.ndarray:
+    return values if len(values) >= n else np.r_[values, np.zeros(n - len(values), values.dtype)]
 
 
 def _row_normalise(C: sp.csr_matrix) -> sp.csr_matrix:

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from recsys import training
+from recsys.serving.errors import InvalidRequest
 from recsys.serving.recommender import Recommender
 from tests.recsys.conftest import per_user_split
 
@@ -50,7 +51,7 @@ def test_single_and_batch_agree_and_report_stage_and_source(trained):
     batch = rec.recommend_batch(["u3"], k=4)
     assert [r["item_id"] for r in single] == batch.item_id.tolist()
     assert {r["stage"] for r in single} <= {"ranked", "cold_start"}
-    assert all(r["source"] in {"item_item", "co_visitation", "popular", "cold_start"} for r in single)
+    assert all(r["source"] in {"item_item", "co_visitation", "popular", "trending"} for r in single)
 
 
 def test_unknown_user_gets_cold_start_and_exclusions_hold(trained):
@@ -59,7 +60,8 @@ def test_unknown_user_gets_cold_start_and_exclusions_hold(trained):
     assert len(out) == 5 and {r["stage"] for r in out} == {"cold_start"}
     assert "a0" not in [r["item_id"] for r in out]
     batch = rec.recommend_batch(["nobody", "u1"], k=5)
-    assert batch[batch.user_id == "nobody"].source.eq("cold_start").all()
+    assert batch[batch.user_id == "nobody"].stage.eq("cold_start").all()
+    assert batch[batch.user_id == "nobody"].source.eq("trending").all()
 
 
 def test_context_filter_and_explicit_exclude(trained):
@@ -68,7 +70,7 @@ def test_context_filter_and_explicit_exclude(trained):
     assert out and all(i["item_id"].startswith("b") for i in out)
     first = rec.recommend("u1", k=3)[0]["item_id"]
     assert first not in [r["item_id"] for r in rec.recommend("u1", k=3, exclude=[first])]
-    with pytest.raises(KeyError, match="unknown context filter"):
+    with pytest.raises(InvalidRequest, match="unknown context filter"):
         rec.recommend("u1", k=3, context={"colour": "red"})
 
 

@@ -1,0 +1,68 @@
+"""Serving settings of the Recommender: defaults, and validation that names the key at fault.
+
+They come from the train config (`steps.assemble_recommender.parameters.params.serving`, passed through
+`recsys.training.build_recommender`), are saved in the bundle's recommender.json and can be changed per
+variant (`Recommender.variant(**overrides)`). Unknown keys raise: a misspelt setting must not silently fall
+back to its default.
+"""
+
+from __future__ import annotations
+
+import copy
+
+DEFAULTS = {
+    "batch_size": 256,  # users per block in recommend_batch (bounds the dense score matrices in memory)
+    "rank": True,  # False: order by one source's score (the retrieval-only baselines)
+    "score_source": None,  # that source (default: the first)
+    "cold_start_source": "popular",  # kept for bundles written before cold_start.py; unused otherwise
+    "filters": {
+        "seen_event_types": None,  # None: every interacted item is "seen"; e.g. [click, booking] allows re-views
+        "blocklist_file": None,  # one item id per line (or a JSON list), re-read when it changes
+        "blocklist_check_seconds": 1.0,
+        "availability_column": "available",  # item attribute: false = unavailable (if the catalogue has it)
+        "max_impressions": 3,  # impression fatigue: shown this often without engagement ...
+        "impression_window_hours": 24.0,  # ... within this window -> suppressed; 0 impressions = off
+        "record_impressions": True,  # recommend() records what it returns (recommend_batch never does)
+        "max_users": 100_000,  # users whose impressions are kept (least recently shown dropped first)
+    },
+    "rerank": {
+        "mmr_weight": 0.1,  # 0 = pure relevance; see docs/serving.md for the NDCG/diversity trade-off
+        "pool": 30,  # best-scored candidates re-ranked per user
+        "similarity": "auto",  # embedding (two-tower cosine) | category | none | auto (embedding if any)
+        "category_column": "category",
+    },
+    "rules": [],  # business rules (rerank.parse_rules): boost / bury / pin
+    "cold_start": {
+        "window_days": 30.0,  # trending = interactions in this window before the newest training event
+        "prior": 50.0,  # pseudo-events shrinking a segment's trend towards the global one
+        "content_share": 0.3,  # share of cold-start slots for two-tower matches on the user's attributes
+        "segment_columns": None,  # users-table columns that define segments (None: every categorical one)
+        "pool": 100,  # trending / content items considered before re-ranking
+    },
+    "explain": {
+        "enabled": True,  # reason texts in recommend() (recommend_batch never explains)
+        "factors": 2,  # ranker feature contributions named per item
+        "history_items": 20,  # recent history items searched for the "similar to X" anchor
+    },
+}
+
+
+def resolve_config(config: dict | None, base: dict | None = None) -> dict:
+    """`config` merged over `base` (default DEFAULTS) one level deep; unknown keys raise ValueError."""
+    out = copy.deepcopy(base if base is not None else DEFAULTS)
+    for key, value in (config or {}).items():
+        if key not in DEFAULTS:
+            raise ValueError(f"unknown serving setting {key!r}; known: {sorted(DEFAULTS)}")
+        if isinstance(DEFAULTS[key], dict):
+            if not isinstance(value, dict):
+                raise ValueError(f"serving setting {key!r} must be a mapping, got {value!r}")
+            unknown = set(value) - set(DEFAULTS[key])
+            if unknown:
+                raise ValueError(f"unknown serving setting(s) {sorted(f'{key}.{k}' for k in unknown)}; "
+                                 f"known: {sorted(DEFAULTS[key])}")
+            out[key].update(value)
+        else:
+            out[key] = value
+    if not isinstance(out["rules"], list):
+        raise ValueError("serving setting 'rules' must be a list")
+    return out
