@@ -1,0 +1,193 @@
+"""What the service does between HTTP and the Recommender, without the HTTP framework.
+
+`ServingRuntime` owns the model slots (control; treatment when an A/B experiment is configured; shadow),
+assigns each user to a variant by a stable hash, scores the shadow on live traffic (logged, never served),
+routes feedback to Kafka or applies it in place, and keeps the metrics. bentos/service.py is a thin BentoML
+adapter over it; the tests and the benchmark drive it directly too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from pathlib import Path
+
+from bentos.feedback import JsonlLog, KafkaSink
+from bentos.settings import ServingSettings
+from bentos.slots import Loaded, ModelSlot
+
+log = logging.getLogger(__name__)
+WARMUP_USER = "__warmup_unknown_user__"
+
+
+def assignment_bucket(user_id: str, experiment: str) -> float:
+    """Stable uniform number in [0, 1) for (experiment, user): same user, same experiment, same bucket."""
+    digest = hashlib.sha256(f"{experiment}\x1f{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+class ServingRuntime:
+    def __init__(self, settings: ServingSettings, metrics=None):
+        self.settings, self.metrics = settings, metrics
+        self.slots: dict[str, ModelSlot] = {"control": self._slot("control", settings.model)}
+        if settings.experiment.active:
+            self.slots["treatment"] = self._slot("treatment", settings.experiment.treatment)
+        if settings.shadow:
+            self.slots["shadow"] = self._slot("shadow", settings.shadow, self._prepare_shadow)
+        self.kafka = (KafkaSink(settings.kafka_bootstrap_servers, settings.feedback_topic)
+                      if settings.kafka_bootstrap_servers else None)
+        logs = Path(settings.log_dir)
+        self.feedback_log = JsonlLog(logs / "feedback.jsonl")
+        self.exposure_log = JsonlLog(logs / "exposures.jsonl")
+        self.shadow_log = JsonlLog(logs / "shadow.jsonl")
+
+    def _slot(self, name: str, ref: str, prepare=None) -> ModelSlot:
+        return ModelSlot(name, ref, self.settings.tracking_uri, self.settings.cache_dir,
+                         prepare=prepare or self._prepare)
+
+    # ---- loading and hot reload ----
+    def _prepare(self, recommender) -> None:
+        """Wire the stage-timing hook and warm up before serving: the first calls build caches and trace
+        TensorFlow graphs. The warm-up runs on a variant that records no impressions (models shared)."""
+        warm = recommender.variant(filters={"record_impressions": False})
+        users = recommender.history.users[:1]
+        for user in users + [WARMUP_USER]:
+            warm.recommend(user, k=10)
+        if self.metrics is not None:
+            recommender.observer = self.metrics.observe_stage
+
+    def _prepare_shadow(self, recommender) -> None:
+        self._prepare(recommender)
+        recommender.observer = None  # its stage timings would mix with the served model's
+        # What users see is the served list: the shadow's own lists must not feed impression fatigue.
+        recommender.config["filters"]["record_impressions"] = False
+
+    def load(self) -> None:
+        """Initial load of every slot, in the caller's thread. The control model must load; a failing
+        treatment or shadow is reported and retried by `poll`."""
+        for name, slot in self.slots.items():
+            loaded = slot.check() if name == "control" else slot.try_check()
+            if loaded is not None:
+                self.install(slot, loaded)
+
+    def poll(self) -> list[tuple[ModelSlot, Loaded]]:
+        """Check every slot for a promoted version; returns the loaded ones to `install` (slow: run it off
+        the request path). A failure keeps the old version and counts in recsys_model_reloads_total."""
+        ready = []
+        for slot in self.slots.values():
+            loaded = slot.try_check()
+            if loaded is not None:
+                ready.append((slot, loaded))
+            elif slot.last_error and self.metrics is not None:
+                self.metrics.reloads.labels(slot.name, "failed").inc()
+        return ready
+
+    def install(self, slot: ModelSlot, loaded: Loaded) -> None:
+        """Swap `loaded` in. Call it on the thread that serves requests: the online state of the version it
+        replaces (feedback applied in place, impressions, blocklist) is carried over first, so nothing
+        recorded up to the swap is lost and no request sees a half-updated model."""
+        previous = slot.current
+        if previous is not None:
+            loaded.recommender.adopt_online_state(previous.recommender)
+        slot.install(loaded)
+        if self.metrics is not None:
+            self.metrics.set_model(slot.name, loaded.version, loaded.resolved.key,
+                                   (previous.version, previous.resolved.key) if previous else None)
+            self.metrics.reloads.labels(slot.name, "swapped").inc()
+        log.info("slot %s now serves %s (was %s)", slot.name, loaded.version, previous and previous.version)
+
+    # ---- serving ----
+    def variant(self, user_id: str) -> str:
+        exp = self.settings.experiment
+        if "treatment" not in self.slots or self.slots["treatment"].current is None:
+            return "control"
+        return "treatment" if assignment_bucket(user_id, exp.name) < exp.treatment_share else "control"
+
+    def experiment_name(self) -> str | None:
+        return self.settings.experiment.name if "treatment" in self.slots else None
+
+    def recommend(self, user_id: str, k: int, exclude=(), context: dict | None = None) -> dict:
+        """The served answer: items (item_id, score, source, stage, reason), model version and variant.
+        Raises the Recommender's InvalidRequest (a ValueError) for a request it cannot serve."""
+        variant = self.variant(user_id)
+        loaded = self.slots[variant].current
+        items = loaded.recommender.recommend(user_id, k=k, exclude=exclude, context=context)
+        if self.metrics is not None:
+            n_cold = sum(item["stage"] == "cold_start" for item in items)
+            if n_cold:
+                self.metrics.fallbacks.labels("cold_start" if n_cold == len(items) else "short_list").inc()
+        response = {"request_id": uuid.uuid4().hex, "user_id": user_id, "items": items,
+                    "model_version": loaded.version, "variant": variant, "experiment": self.experiment_name()}
+        if response["experiment"]:
+            self.exposure_log.write({"ts": time.time(), "request_id": response["request_id"], "user_id": user_id,
+                                     "experiment": response["experiment"], "variant": variant,
+                                     "model_version": loaded.version, "items": [i["item_id"] for i in items]})
+        return response
+
+    def score_shadow(self, response: dict, k: int, exclude=(), context: dict | None = None) -> None:
+        """Score the shadow model on a request already answered and log both lists (never served). The
+        shadow records no impressions: it must not change what users are shown."""
+        slot = self.slots.get("shadow")
+        if slot is None or slot.current is None:
+            return
+        started = time.perf_counter()
+        items = slot.current.recommender.recommend(response["user_id"], k=k, exclude=exclude, context=context)
+        served = [i["item_id"] for i in response["items"]]
+        shadow = [i["item_id"] for i in items]
+        overlap = len(set(served) & set(shadow)) / len(served) if served else 1.0
+        if self.metrics is not None:
+            self.metrics.shadow_overlap.observe(overlap)
+        self.shadow_log.write({"ts": time.time(), "request_id": response["request_id"], "user_id": response["user_id"],
+                               "served_version": response["model_version"], "shadow_version": slot.current.version,
+                               "served": served, "shadow": shadow, "overlap": overlap,
+                               "shadow_seconds": time.perf_counter() - started})
+
+    def similar_items(self, item_id: str, k: int) -> dict:
+        loaded = self.slots["control"].current
+        return {"item_id": item_id, "items": loaded.recommender.similar_items(item_id, k=k),
+                "model_version": loaded.version}
+
+    # ---- feedback ----
+    def record_feedback(self, event: dict) -> dict:
+        """Send (Kafka) or apply (in place, to every loaded version) one contract event, tagged with the
+        user's experiment variant and the model version serving them; logged for experiment readouts."""
+        variant = self.variant(event["user_id"])
+        event = {**event, "experiment": self.experiment_name(), "variant": variant,
+                 "model_version": self.slots[variant].current.version}
+        if self.kafka is not None:
+            self.kafka.send(event)
+            sink, applied = "kafka", None
+        else:
+            sink, applied = "direct", None
+            for slot in self.slots.values():  # every loaded version keeps the same online state
+                if slot.current is not None:
+                    counts = slot.current.recommender.record_feedback(event)
+                    applied = counts if applied is None else applied
+        self.feedback_log.write(event)
+        if self.metrics is not None:
+            self.metrics.feedback.labels(sink, event["event_type"], variant).inc()
+        return {"event_id": event["event_id"], "sink": sink, "variant": variant,
+                "applied": None if applied is None else bool(applied["applied"] or applied["impressions"])}
+
+    # ---- health ----
+    def ready(self) -> tuple[bool, str]:
+        """Ready when the control bundle is loaded and the online store answers. A Recommender without a
+        health hook keeps its online state in process: nothing external to ask."""
+        control = self.slots["control"].current
+        if control is None:
+            return False, f"model not loaded: {self.slots['control'].last_error or 'loading'}"
+        for name in ("health_check", "online_store_ok"):
+            hook = getattr(control.recommender, name, None)
+            if callable(hook):
+                try:
+                    if not hook():
+                        return False, "online store not answering"
+                except Exception as error:  # noqa: BLE001 - a failing probe means not ready, not a crash
+                    return False, f"online store check failed: {error}"
+        return True, "ok"
+
+    def close(self) -> None:
+        if self.kafka is not None:
+            self.kafka.close()

@@ -1,0 +1,81 @@
+"""The serving configuration: bentos/serving.yaml, overridden by environment variables.
+
+One small surface for everything the service reads at start-up: which model bundle to serve (and for an
+A/B test or a shadow, which others), how often to look for a promoted version, where feedback goes and
+where experiment logs are written. `RECSYS_SERVING_CONFIG` points at another YAML file of the same shape.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = Path(__file__).resolve().with_name("serving.yaml")
+
+
+class ExperimentSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, description="experiment name; salts the assignment hash")
+    treatment: str | None = Field(None, description="model reference served to the treatment group")
+    treatment_share: float = Field(0.5, ge=0.0, le=1.0, description="share of users in the treatment group")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.name and self.treatment)
+
+
+class ServingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(description="model reference: models:/<name>@<alias>, bento:<tag> or a path")
+    tracking_uri: str = Field(description="MLflow tracking/registry URI")
+    cache_dir: str = "data/serving/bundles"
+    reload_interval_seconds: float = Field(30.0, ge=0.0)
+    experiment: ExperimentSettings = ExperimentSettings()
+    shadow: str | None = None
+    kafka_bootstrap_servers: str | None = None
+    feedback_topic: str = "recsys.events"
+    log_dir: str = "data/serving/logs"
+
+
+# Environment variable -> (section, key); section None = top level.
+ENV = {
+    "RECSYS_MODEL": (None, "model"),
+    "MLFLOW_TRACKING_URI": (None, "tracking_uri"),
+    "RECSYS_CACHE_DIR": (None, "cache_dir"),
+    "RECSYS_RELOAD_INTERVAL": (None, "reload_interval_seconds"),
+    "RECSYS_EXPERIMENT": ("experiment", "name"),
+    "RECSYS_TREATMENT_MODEL": ("experiment", "treatment"),
+    "RECSYS_TREATMENT_SHARE": ("experiment", "treatment_share"),
+    "RECSYS_SHADOW_MODEL": (None, "shadow"),
+    "KAFKA_BOOTSTRAP_SERVERS": (None, "kafka_bootstrap_servers"),
+    "RECSYS_FEEDBACK_TOPIC": (None, "feedback_topic"),
+    "RECSYS_LOG_DIR": (None, "log_dir"),
+}
+
+
+def load_settings(path: str | Path | None = None, environ: dict | None = None) -> ServingSettings:
+    """Settings from the YAML file (RECSYS_SERVING_CONFIG, default bentos/serving.yaml) with environment
+    overrides; an empty variable counts as unset (null). Relative paths resolve against the project root."""
+    environ = os.environ if environ is None else environ
+    path = Path(path or environ.get("RECSYS_SERVING_CONFIG") or DEFAULT_CONFIG)
+    data = yaml.safe_load(path.read_text()) or {}
+    data.setdefault("experiment", {})
+    data["experiment"] = data["experiment"] or {}
+    for name, (section, key) in ENV.items():
+        if name in environ:
+            value = environ[name] or None
+            (data[section] if section else data)[key] = value
+    settings = ServingSettings.model_validate(data)
+    updates = {"cache_dir": str(resolve_path(settings.cache_dir)), "log_dir": str(resolve_path(settings.log_dir))}
+    if settings.tracking_uri.startswith("sqlite:///") and not settings.tracking_uri.startswith("sqlite:////"):
+        updates["tracking_uri"] = "sqlite:///" + str(resolve_path(settings.tracking_uri[len("sqlite:///"):]))
+    return settings.model_copy(update=updates)
+
+
+def resolve_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else PROJECT_ROOT / path

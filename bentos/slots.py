@@ -1,0 +1,76 @@
+"""Model slots: one served bundle each (control, treatment, shadow), swapped whole on promotion.
+
+Hot reload in two halves so no request ever sees a half-loaded model: `ModelSlot.check` runs in a
+background thread, resolves the reference and, when it points at a new version, fetches, loads and warms
+up the new Recommender completely (the first call of a TensorFlow tower traces a graph: that must not
+happen on a user's request). `install` then replaces the slot's `current` in one reference assignment; the
+service calls it on the thread that serves requests, so a request uses either the old model or the new
+one from start to finish. A failed check leaves the old model serving and records the error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from bentos.sources import Resolved, fetch, resolve
+from recsys.registry.bundle import load_bundle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    recommender: Any
+    meta: dict
+    resolved: Resolved
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def version(self) -> str:
+        """The bundle's version: what responses and metrics report."""
+        return str(self.meta.get("version") or self.resolved.version)
+
+
+class ModelSlot:
+    def __init__(self, name: str, ref: str, tracking_uri: str, cache_dir: str,
+                 prepare: Callable[[Any], None] | None = None):
+        self.name, self.ref = name, ref
+        self.tracking_uri, self.cache_dir = tracking_uri, cache_dir
+        self.prepare = prepare  # wires hooks and warms up a freshly loaded Recommender before it serves
+        self.current: Loaded | None = None
+        self.last_error: str | None = None
+
+    def check(self) -> Loaded | None:
+        """A fully loaded new version when the reference moved, else None. Raises when the reference
+        resolves to nothing or the bundle fails to load (the caller keeps serving the old one)."""
+        resolved = resolve(self.ref, self.tracking_uri)
+        if self.current is not None and resolved.key == self.current.resolved.key:
+            return None
+        resolved, path = fetch(resolved, self.tracking_uri, self.cache_dir)
+        if self.current is not None and resolved.key == self.current.resolved.key:
+            return None
+        started = time.perf_counter()
+        recommender, meta = load_bundle(path)
+        if self.prepare is not None:
+            self.prepare(recommender)
+        log.info("slot %s: loaded %s (version %s) in %.1fs", self.name, resolved.key, meta.get("version"),
+                 time.perf_counter() - started)
+        return Loaded(recommender, meta, resolved)
+
+    def try_check(self) -> Loaded | None:
+        try:
+            loaded = self.check()
+        except Exception as error:  # noqa: BLE001 - keep serving the old version, report why
+            self.last_error = f"{type(error).__name__}: {error}"
+            log.warning("slot %s: cannot load %s: %s", self.name, self.ref, self.last_error)
+            return None
+        self.last_error = None
+        return loaded
+
+    def install(self, loaded: Loaded) -> Loaded | None:
+        """Serve `loaded` from now on; returns the version it replaces."""
+        previous, self.current = self.current, loaded
+        return previous
