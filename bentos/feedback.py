@@ -56,17 +56,3 @@ class KafkaSink:
     def close(self) -> None:
         if self._producer is not None:
             self._producer.close(timeout=5)
-
-
-class JsonlLog:
-    """Append-only JSON-lines file (one line per write, so concurrent workers never interleave lines)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-
-    def write(self, record: dict) -> None:
-        line = json.dumps(record, default=str) + "\n"
-        with self._lock, self.path.open("a") as f:
-            f.write(line)

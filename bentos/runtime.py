@@ -8,24 +8,18 @@ adapter over it; the tests and the benchmark drive it directly too.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
+import os
 import uuid
 from pathlib import Path
 
-from bentos.feedback import JsonlLog, KafkaSink
+from bentos.feedback import KafkaSink
 from bentos.settings import ServingSettings
 from bentos.slots import Loaded, ModelSlot
+from recsys.serving.experiments import Experiment, ExperimentLog, Shadow
 
 log = logging.getLogger(__name__)
 WARMUP_USER = "__warmup_unknown_user__"
-
-
-def assignment_bucket(user_id: str, experiment: str) -> float:
-    """Stable uniform number in [0, 1) for (experiment, user): same user, same experiment, same bucket."""
-    digest = hashlib.sha256(f"{experiment}\x1f{user_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
 
 class ServingRuntime:
@@ -38,10 +32,14 @@ class ServingRuntime:
             self.slots["shadow"] = self._slot("shadow", settings.shadow, self._prepare_shadow)
         self.kafka = (KafkaSink(settings.kafka_bootstrap_servers, settings.feedback_topic)
                       if settings.kafka_bootstrap_servers else None)
-        logs = Path(settings.log_dir)
-        self.feedback_log = JsonlLog(logs / "feedback.jsonl")
-        self.exposure_log = JsonlLog(logs / "exposures.jsonl")
-        self.shadow_log = JsonlLog(logs / "shadow.jsonl")
+        exp = settings.experiment
+        self.experiment = (Experiment(exp.name, {"control": 1.0 - exp.treatment_share, "treatment": exp.treatment_share})
+                           if exp.active else None)
+        # One experiment log per process (workers never share a file); the readout reads them all:
+        #   python -m recsys.serving.readout --log '<log_dir>/experiments-*.jsonl'
+        self.log = (ExperimentLog(Path(settings.log_dir) / f"experiments-{os.getpid()}.jsonl")
+                    if self.experiment or settings.shadow else None)
+        self.shadow: Shadow | None = None
 
     def _slot(self, name: str, ref: str, prepare=None) -> ModelSlot:
         return ModelSlot(name, ref, self.settings.tracking_uri, self.settings.cache_dir,
@@ -59,10 +57,9 @@ class ServingRuntime:
             recommender.observer = self.metrics.observe_stage
 
     def _prepare_shadow(self, recommender) -> None:
-        self._prepare(recommender)
-        recommender.observer = None  # its stage timings would mix with the served model's
-        # What users see is the served list: the shadow's own lists must not feed impression fatigue.
-        recommender.config["filters"]["record_impressions"] = False
+        warm = recommender.variant(filters={"record_impressions": False})
+        for user in recommender.history.users[:1] + [WARMUP_USER]:
+            warm.recommend(user, k=10)
 
     def load(self) -> None:
         """Initial load of every slot, in the caller's thread. The control model must load; a failing
@@ -91,6 +88,10 @@ class ServingRuntime:
         previous = slot.current
         if previous is not None:
             loaded.recommender.adopt_online_state(previous.recommender)
+        if slot.name == "shadow":  # scores in its own thread from a queue; never served
+            old, self.shadow = self.shadow, Shadow(loaded.recommender, self.log, name=loaded.version)
+            if old is not None:
+                old.close(timeout=1.0)
         slot.install(loaded)
         if self.metrics is not None:
             self.metrics.set_model(slot.name, loaded.version, loaded.resolved.key,
@@ -100,13 +101,13 @@ class ServingRuntime:
 
     # ---- serving ----
     def variant(self, user_id: str) -> str:
-        exp = self.settings.experiment
-        if "treatment" not in self.slots or self.slots["treatment"].current is None:
+        """The user's variant (stable hash of experiment and user); control while no treatment is loaded."""
+        if self.experiment is None or self.slots["treatment"].current is None:
             return "control"
-        return "treatment" if assignment_bucket(user_id, exp.name) < exp.treatment_share else "control"
+        return self.experiment.assign(user_id)
 
     def experiment_name(self) -> str | None:
-        return self.settings.experiment.name if "treatment" in self.slots else None
+        return self.experiment.name if self.experiment is not None else None
 
     def recommend(self, user_id: str, k: int, exclude=(), context: dict | None = None) -> dict:
         """The served answer: items (item_id, score, source, stage, reason), model version and variant.
@@ -120,29 +121,12 @@ class ServingRuntime:
                 self.metrics.fallbacks.labels("cold_start" if n_cold == len(items) else "short_list").inc()
         response = {"request_id": uuid.uuid4().hex, "user_id": user_id, "items": items,
                     "model_version": loaded.version, "variant": variant, "experiment": self.experiment_name()}
-        if response["experiment"]:
-            self.exposure_log.write({"ts": time.time(), "request_id": response["request_id"], "user_id": user_id,
-                                     "experiment": response["experiment"], "variant": variant,
-                                     "model_version": loaded.version, "items": [i["item_id"] for i in items]})
+        if self.experiment is not None:
+            self.log.impressions(self.experiment.name, variant, user_id, [i["item_id"] for i in items],
+                                 loaded.version, response["request_id"])
+        if self.shadow is not None:  # a queue put; the shadow thread scores and logs it
+            self.shadow.submit(user_id, k, exclude, context, items)
         return response
-
-    def score_shadow(self, response: dict, k: int, exclude=(), context: dict | None = None) -> None:
-        """Score the shadow model on a request already answered and log both lists (never served). The
-        shadow records no impressions: it must not change what users are shown."""
-        slot = self.slots.get("shadow")
-        if slot is None or slot.current is None:
-            return
-        started = time.perf_counter()
-        items = slot.current.recommender.recommend(response["user_id"], k=k, exclude=exclude, context=context)
-        served = [i["item_id"] for i in response["items"]]
-        shadow = [i["item_id"] for i in items]
-        overlap = len(set(served) & set(shadow)) / len(served) if served else 1.0
-        if self.metrics is not None:
-            self.metrics.shadow_overlap.observe(overlap)
-        self.shadow_log.write({"ts": time.time(), "request_id": response["request_id"], "user_id": response["user_id"],
-                               "served_version": response["model_version"], "shadow_version": slot.current.version,
-                               "served": served, "shadow": shadow, "overlap": overlap,
-                               "shadow_seconds": time.perf_counter() - started})
 
     def similar_items(self, item_id: str, k: int) -> dict:
         loaded = self.slots["control"].current
@@ -165,7 +149,9 @@ class ServingRuntime:
                 if slot.current is not None:
                     counts = slot.current.recommender.record_feedback(event)
                     applied = counts if applied is None else applied
-        self.feedback_log.write(event)
+        if self.log is not None:  # the readout joins feedback to impressions by user and item
+            self.log.write({"type": "feedback", **{k: event[k] for k in ("event_id", "user_id", "item_id",
+                            "event_type", "experiment", "variant", "model_version") if k in event}})
         if self.metrics is not None:
             self.metrics.feedback.labels(sink, event["event_type"], variant).inc()
         return {"event_id": event["event_id"], "sink": sink, "variant": variant,
@@ -189,5 +175,7 @@ class ServingRuntime:
         return True, "ok"
 
     def close(self) -> None:
+        if self.shadow is not None:
+            self.shadow.close(timeout=1.0)
         if self.kafka is not None:
             self.kafka.close()

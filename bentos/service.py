@@ -101,16 +101,7 @@ class RecommenderService:
             except ValueError as error:  # the Recommender's InvalidRequest: the caller's mistake, 400
                 self.metrics.errors.labels("recommend", "invalid").inc()
                 raise InvalidArgument(str(error)) from None
-        if "shadow" in self.runtime.slots:  # scored after the answer is sent; never served
-            asyncio.get_running_loop().call_soon(self._score_shadow, response, request, context)
         return RecommendResponse.model_validate(response)
-
-    def _score_shadow(self, response: dict, request: RecommendRequest, context: dict | None) -> None:
-        try:
-            self.runtime.score_shadow(response, request.k, request.exclude, context)
-        except Exception:  # noqa: BLE001 - a failing shadow must never affect serving
-            self.metrics.errors.labels("shadow", "internal").inc()
-            log.exception("shadow scoring failed")
 
     @bentoml.api(route="/similar_items")
     async def similar_items(self, request: SimilarItemsRequest, /) -> SimilarItemsResponse:

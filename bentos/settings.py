@@ -39,6 +39,7 @@ class ServingSettings(BaseModel):
     kafka_bootstrap_servers: str | None = None
     feedback_topic: str = "recsys.events"
     log_dir: str = "data/serving/logs"
+    in_bento: dict = Field(default_factory=dict, description="overrides applied inside a built bento")
 
 
 # Environment variable -> (section, key); section None = top level.
@@ -63,6 +64,12 @@ def load_settings(path: str | Path | None = None, environ: dict | None = None) -
     environ = os.environ if environ is None else environ
     path = Path(path or environ.get("RECSYS_SERVING_CONFIG") or DEFAULT_CONFIG)
     data = yaml.safe_load(path.read_text()) or {}
+    if running_from_bento():
+        overrides = data.get("in_bento") or {}
+        unknown = set(overrides) - set(ServingSettings.model_fields) - {"in_bento"}
+        if unknown:
+            raise ValueError(f"{path}: unknown in_bento key(s) {sorted(unknown)}")
+        data.update(overrides)
     data.setdefault("experiment", {})
     data["experiment"] = data["experiment"] or {}
     for name, (section, key) in ENV.items():
@@ -74,6 +81,12 @@ def load_settings(path: str | Path | None = None, environ: dict | None = None) -
     if settings.tracking_uri.startswith("sqlite:///") and not settings.tracking_uri.startswith("sqlite:////"):
         updates["tracking_uri"] = "sqlite:///" + str(resolve_path(settings.tracking_uri[len("sqlite:///"):]))
     return settings.model_copy(update=updates)
+
+
+def running_from_bento() -> bool:
+    """True inside a built bento: its code sits in <bento>/src next to bento.yaml (a container, or
+    `bentoml serve <bento tag>`), not in the project checkout."""
+    return (PROJECT_ROOT.parent / "bento.yaml").is_file()
 
 
 def resolve_path(path: str | Path) -> Path:

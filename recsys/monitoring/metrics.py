@@ -55,9 +55,6 @@ class ServingMetrics:
         self.feedback = Counter(
             f"{ns}_feedback_events_total", "Feedback events accepted, by sink (kafka, direct) and variant.",
             ["sink", "event_type", "variant"], registry=registry)
-        self.shadow_overlap = Histogram(
-            f"{ns}_shadow_overlap_ratio", "Share of the served list that the shadow model also returned.",
-            buckets=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), registry=registry)
 
     def observe_stage(self, stage: str, seconds: float, n_items: int | None = None) -> None:
         """The Recommender's stage-timing hook: `observer(stage_name, seconds, n_items)`."""
