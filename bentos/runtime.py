@@ -146,9 +146,14 @@ class ServingRuntime:
         else:
             sink, applied = "direct", None
             for slot in self.slots.values():  # every loaded version keeps the same online state
-                if slot.current is not None:
-                    counts = slot.current.recommender.record_feedback(event)
-                    applied = counts if applied is None else applied
+                if slot.current is None:
+                    continue
+                recommender = slot.current.recommender
+                if event["item_id"] in recommender.catalog.index:
+                    counts = recommender.record_feedback(event)
+                else:  # an item this version does not know: nothing to apply (History.add fails on it)
+                    counts = {"applied": 0, "unknown_items": 1, "impressions": 0}
+                applied = counts if applied is None else applied
         if self.log is not None:  # the readout joins feedback to impressions by user and item
             self.log.write({"type": "feedback", **{k: event[k] for k in ("event_id", "user_id", "item_id",
                             "event_type", "experiment", "variant", "model_version") if k in event}})

@@ -1,0 +1,93 @@
+"""Start `bentoml serve` as a child process on a free loopback port, wait until ready, stop it.
+
+Used by the service tests (tests/bentos/) and benchmarks/serving.py, which drive the real server over HTTP
+exactly as a user runs it. Only the process this object started is ever signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from bentos.settings import PROJECT_ROOT
+
+SERVICE = "bentos.service:RecommenderService"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BentoServer:
+    def __init__(self, env: dict[str, str], log_path: str | Path, service: str = SERVICE,
+                 port: int | None = None, args: tuple[str, ...] = ()):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env}
+        self.log_path, self.service, self.args = Path(log_path), service, args
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120.0) -> BentoServer:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        # Own process group: stop() signals bentoml's whole tree (its arbiter and workers), nothing else.
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bentoml", "serve", self.service, "--host", "127.0.0.1",
+             "--port", str(self.port), *self.args],
+            cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"bentoml serve exited with {self.process.returncode}: {self.tail()}")
+            if self.status("/readyz") == 200:
+                return self
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"bentoml serve not ready after {timeout}s: {self.tail()}")
+
+    def status(self, path: str) -> int | None:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=2) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return None
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def pid_tree_rss(self) -> int:
+        """Resident memory (bytes) of the server's process group (arbiter + workers)."""
+        import psutil
+
+        root = psutil.Process(self.process.pid)
+        return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def __enter__(self) -> BentoServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
