@@ -74,10 +74,11 @@ class ServingRuntime:
         the request path). A failure keeps the old version and counts in recsys_model_reloads_total."""
         ready = []
         for slot in self.slots.values():
+            failures = slot.failures
             loaded = slot.try_check()
             if loaded is not None:
                 ready.append((slot, loaded))
-            elif slot.last_error and self.metrics is not None:
+            elif slot.failures > failures and self.metrics is not None:
                 self.metrics.reloads.labels(slot.name, "failed").inc()
         return ready
 
@@ -169,6 +170,11 @@ class ServingRuntime:
         control = self.slots["control"].current
         if control is None:
             return False, f"model not loaded: {self.slots['control'].last_error or 'loading'}"
+        # A treatment or shadow still loading would send its users to control: wait for it, unless it
+        # failed (then the experiment runs control-only and the error is reported, serving goes on).
+        pending = [name for name, slot in self.slots.items() if slot.current is None and not slot.failures]
+        if pending:
+            return False, f"still loading: {', '.join(pending)}"
         for name in ("health_check", "online_store_ok"):
             hook = getattr(control.recommender, name, None)
             if callable(hook):

@@ -19,6 +19,11 @@ from bentos.sources import Resolved, fetch, resolve
 from recsys.registry.bundle import load_bundle
 
 log = logging.getLogger(__name__)
+RETRY_SECONDS = 300.0  # a version that failed to load is fetched again only after this long
+
+
+class KnownBroken(RuntimeError):
+    """The reference still points at a version that failed to load less than RETRY_SECONDS ago."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class ModelSlot:
         self.prepare = prepare  # wires hooks and warms up a freshly loaded Recommender before it serves
         self.current: Loaded | None = None
         self.last_error: str | None = None
+        self._failed: tuple[str, float] | None = None  # (key, when): a broken version is not re-fetched
+        self.failures = 0  # load failures so far (a known-broken version skipped does not count)
 
     def check(self) -> Loaded | None:
         """A fully loaded new version when the reference moved, else None. Raises when the reference
@@ -49,13 +56,20 @@ class ModelSlot:
         resolved = resolve(self.ref, self.tracking_uri)
         if self.current is not None and resolved.key == self.current.resolved.key:
             return None
-        resolved, path = fetch(resolved, self.tracking_uri, self.cache_dir)
-        if self.current is not None and resolved.key == self.current.resolved.key:
-            return None
-        started = time.perf_counter()
-        recommender, meta = load_bundle(path)
-        if self.prepare is not None:
-            self.prepare(recommender)
+        if self._failed and self._failed[0] == resolved.key and time.monotonic() - self._failed[1] < RETRY_SECONDS:
+            raise KnownBroken(resolved.key)
+        try:
+            resolved, path = fetch(resolved, self.tracking_uri, self.cache_dir)
+            if self.current is not None and resolved.key == self.current.resolved.key:
+                return None
+            started = time.perf_counter()
+            recommender, meta = load_bundle(path)
+            if self.prepare is not None:
+                self.prepare(recommender)
+        except Exception:
+            self._failed = (resolved.key, time.monotonic())
+            raise
+        self._failed = None
         log.info("slot %s: loaded %s (version %s) in %.1fs", self.name, resolved.key, meta.get("version"),
                  time.perf_counter() - started)
         return Loaded(recommender, meta, resolved)
@@ -63,8 +77,11 @@ class ModelSlot:
     def try_check(self) -> Loaded | None:
         try:
             loaded = self.check()
+        except KnownBroken:
+            return None  # last_error still says why
         except Exception as error:  # noqa: BLE001 - keep serving the old version, report why
             self.last_error = f"{type(error).__name__}: {error}"
+            self.failures += 1
             log.warning("slot %s: cannot load %s: %s", self.name, self.ref, self.last_error)
             return None
         self.last_error = None
