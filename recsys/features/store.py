@@ -1,0 +1,101 @@
+"""Feast plumbing: open the project's feature repo, apply it, materialize it; what steps and providers call.
+
+The repo is feature_repo/ (entities, sources, views, services; one feature_store.yaml per environment).
+Everything here does what the Feast CLI does inside that directory, so `feast apply` /
+`feast materialize-incremental` by hand and the pipeline's steps leave the same registry and online store:
+
+    cd feature_repo && feast apply && feast materialize-incremental 2025-07-01T00:00:00
+    cd feature_repo && RECSYS_REDIS=localhost:6379 feast -f feature_store_redis.yaml apply
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from recsys.features.definitions import BATCH_VIEWS, SNAPSHOT_SECONDS
+
+log = logging.getLogger(__name__)
+DEFAULT_YAML = "feature_store.yaml"
+_UNSET = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
+
+def store_yaml(repo_path: str | Path, fs_yaml: str = DEFAULT_YAML) -> Path:
+    """The environment's feature_store.yaml; a clear error for a missing file or an unset ${VARIABLE}
+    (Feast substitutes environment variables and would leave an unset one in place, failing later)."""
+    path = Path(repo_path) / fs_yaml
+    if not path.is_file():
+        raise FileNotFoundError(f"no Feast config {path} (the feature repo is feature_repo/ at the project root)")
+    expanded = [line.split("#", 1)[0] for line in os.path.expandvars(path.read_text()).splitlines()]
+    unset = sorted({a or b for line in expanded for a, b in _UNSET.findall(line)})
+    if unset:
+        raise RuntimeError(f"{path.name} needs the environment variable(s) {unset} (see docs/features.md)")
+    return path
+
+
+def open_store(repo_path: str | Path, fs_yaml: str = DEFAULT_YAML):
+    """A feast.FeatureStore over the repo's registry, offline store and the environment's online store."""
+    from feast import FeatureStore
+
+    path = store_yaml(repo_path, fs_yaml)
+    return FeatureStore(repo_path=str(Path(repo_path).resolve()), fs_yaml_file=path.resolve())
+
+
+@contextlib.contextmanager
+def _inside_repo(repo_path: Path):
+    """Feast imports the repo's .py files as top-level modules named relative to the working directory (as
+    the CLI does after `cd feature_repo`): run there, with the repo importable, and forget those modules
+    afterwards so that another repo (or a changed one) is imported afresh."""
+    names = {p.stem for p in repo_path.glob("*.py")}
+    cwd, path = os.getcwd(), list(sys.path)
+    for name in names:
+        sys.modules.pop(name, None)
+    sys.path.insert(0, str(repo_path))
+    try:
+        os.chdir(repo_path)
+        yield
+    finally:
+        os.chdir(cwd)
+        sys.path[:] = path
+        for name in names:
+            sys.modules.pop(name, None)
+
+
+def apply_repo(repo_path: str | Path, fs_yaml: str = DEFAULT_YAML) -> list[str]:
+    """`feast apply` for the environment: register the repo's objects and create the online tables.
+    Returns the names of the feature views now registered."""
+    from feast.repo_config import load_repo_config
+    from feast.repo_operations import apply_total
+
+    repo = Path(repo_path).resolve()
+    config = load_repo_config(repo, store_yaml(repo, fs_yaml).resolve())
+    with _inside_repo(repo):
+        apply_total(config, repo, skip_source_validation=False)
+    store = open_store(repo, fs_yaml)
+    return sorted(view.name for view in store.list_feature_views())
+
+
+def latest_snapshot(features_dir: str | Path) -> datetime | None:
+    """The newest snapshot the batch views hold (the data's "now"), from the date partitions on disk."""
+    dates = [p.name.split("=", 1)[1] for view in BATCH_VIEWS for p in (Path(features_dir) / view).glob("date=*")]
+    if not dates:
+        return None
+    return datetime.fromisoformat(max(dates)).replace(tzinfo=timezone.utc)
+
+
+def materialize(store, end: datetime, views=BATCH_VIEWS, lookback: timedelta | None = None) -> dict:
+    """Load the batch views' latest rows up to `end` into the online store.
+
+    Rows older than one snapshot period at `end` belong to entities idle for the longest window; the online
+    freshness check would drop them anyway, so the window starts there (`lookback`). A first run in a fresh
+    online store and a later one do the same thing; Feast records the interval, so `feast
+    materialize-incremental` continues from `end`."""
+    end = end.astimezone(timezone.utc)
+    start = end - (lookback or timedelta(seconds=SNAPSHOT_SECONDS))
+    store.materialize(start_date=start, end_date=end, feature_views=list(views))
+    return {"start": start.isoformat(), "end": end.isoformat(), "views": list(views)}
