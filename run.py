@@ -1,5 +1,6 @@
 """Run one of the project's ZenML pipelines on a stack. Values live in configs/, not in flags.
 
+    python run.py --pipeline features                               # configs/features.yaml: Spark -> Feast
     python run.py --pipeline train                                  # configs/train.yaml, local stack
     python run.py --pipeline train --config configs/train_movielens.yaml --no-cache
     python run.py --pipeline batch                                  # configs/batch.yaml
@@ -18,7 +19,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tensorflow-recommenders nee
 
 ROOT = Path(__file__).resolve().parent
 PIPELINES = {  # name -> (module, pipeline function, default config); None: not built yet
-    "features": None,
+    "features": ("pipelines.features", "features_pipeline", "configs/features.yaml"),
     "train": ("pipelines.training", "train_pipeline", "configs/train.yaml"),
     "drift": None,
     "retrain": None,
@@ -48,6 +49,10 @@ def where_to_look(run) -> None:
         print(f"registered {result['mlflow_model']} version {result['mlflow_version']} (alias {result['alias']}), "
               f"bundle {result['bundle']}" if result["registered"] else
               "quality gate failed: nothing registered (see the quality_gate step log)")
+    if "materialize_features" in run.steps:
+        store = run.steps["materialize_features"].regular_outputs["feature_materialization"].load()
+        print(f"features: {store['features_dir']} -> Feast online store ({store['fs_yaml']}) up to "
+              f"{store['materialized']['end']}; inspect it: cd {store['repo_path']} && feast feature-views list")
     if "batch_predict" in run.steps:
         output = run.steps["batch_predict"].config.parameters["output_path"]
         print(f"recommendations: {(ROOT / output).resolve()}")

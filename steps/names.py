@@ -15,6 +15,11 @@ TRAIN = "train_interactions"
 VALID = "valid_interactions"
 TEST = "test_interactions"
 
+# features: the batch job's tables (summary), the applied Feast repo, the online store's materialization
+FEATURE_TABLES = "feature_tables"
+FEATURE_STORE = "feature_store"
+FEATURE_MATERIALIZATION = "feature_materialization"
+
 # training: retrieval model and index, candidate generation, ranker, the assembled recommender
 TWO_TOWER = "two_tower"
 ANN_INDEX = "ann_index"

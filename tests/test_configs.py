@@ -5,7 +5,8 @@ vanishes, and the run uses defaults), so each file is checked against the real o
 and step-configuration keys against ZenML's own models; `steps:` names against the pipeline's step
 invocations; parameters against the pipeline and step signatures; and the plain-dict parameters that
 recsys reads (data source, two-tower, index, candidate sources, gate) against what recsys accepts.
-The file name says which pipeline a config is for: train*.yaml -> train_pipeline, batch*.yaml -> batch.
+The file name says which pipeline a config is for: train*.yaml -> train_pipeline, batch*.yaml -> batch,
+features*.yaml -> features_pipeline.
 """
 
 import dataclasses
@@ -20,7 +21,8 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((PROJECT_ROOT / "configs").glob("*.y*ml"))
 PIPELINES = {"train": ("pipelines.training", "train_pipeline"),
-             "batch": ("pipelines.batch", "batch_inference_pipeline")}
+             "batch": ("pipelines.batch", "batch_inference_pipeline"),
+             "features": ("pipelines.features", "features_pipeline")}
 # Rows of the evaluation table besides "recommender": recsys.training.comparison_models names.
 COMPARISON_MODELS = {"popularity", "two_tower_only", "item_item_only"}
 
@@ -117,6 +119,24 @@ def test_recsys_parameters_are_accepted(path):
     sources = (step_parameters(config, "generate_candidates").get("params") or {}).get("sources") or {}
     kinds = {settings.get("source", name) for name, settings in sources.items() if settings is not None}
     assert not kinds - set(SOURCE_CLASSES), "a source is its kind's name or names its kind in `source:`"
+    check_feature_parameters(config)
+
+
+def check_feature_parameters(config: dict) -> None:
+    """The feature job's engine and spec, and the Feast repo / environment the steps name, exist."""
+    from recsys.features.definitions import FeatureSpec
+    from recsys.features.job import ENGINES
+
+    job = step_parameters(config, "compute_features")
+    assert job.get("engine", "spark") in ENGINES
+    assert not set(job.get("spec") or {}) - set(FeatureSpec.__dataclass_fields__) - {"vocabularies"}
+    FeatureSpec.from_dict(job.get("spec") or {})  # windows must be whole days >= 1
+    apply = step_parameters(config, "apply_feature_repo")
+    repo = PROJECT_ROOT / apply.get("repo_path", "feature_repo")
+    assert (repo / apply.get("fs_yaml", "feature_store.yaml")).is_file(), f"no Feast config in {repo}"
+    if job and apply:
+        assert job.get("repo_path", "feature_repo") == apply.get("repo_path", "feature_repo"), \
+            "the job must write where the applied repo reads"
 
 
 @pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem.startswith("train")], ids=lambda p: p.name)

@@ -15,7 +15,7 @@ import run  # noqa: E402
 
 
 def test_pipelines_not_built_yet_exit_2():
-    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), "--pipeline", "features"],
+    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), "--pipeline", "drift"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "not built yet" in result.stderr
 
