@@ -16,6 +16,9 @@ import numpy as np
 import pandas as pd
 
 
+SMALL_INPUT = 5000  # rows: at most this many predict on one thread (a serving request is ~200)
+
+
 class Ranker:
     kind = "ranker"
 
@@ -43,9 +46,14 @@ class Ranker:
             self.models.append(model)
         return self
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        X = X[self.feature_names]
-        return np.mean([self._predict_one(m, X) for m in self.models], axis=0)
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Scores of rows of X (a DataFrame with the feature columns, or an array in `feature_names` order).
+        Converted to numpy once for all seed models; small inputs (one request) predict on one thread,
+        since thread start-up costs more than the work there."""
+        if isinstance(X, pd.DataFrame):
+            X = X[self.feature_names].to_numpy(dtype=np.float64)
+        threads = 1 if len(X) <= SMALL_INPUT else None
+        return np.mean([self._predict_one(m, X, threads) for m in self.models], axis=0)
 
     def feature_importance(self) -> pd.DataFrame:
         gain = np.mean([self._gain(m) for m in self.models], axis=0)
@@ -100,8 +108,8 @@ class LightGBMRanker(Ranker):
         model = lgb.train(params, train, rounds, **kwargs)
         return model, (model.best_iteration or rounds)
 
-    def _predict_one(self, model, X):
-        return model.predict(X, num_iteration=self.best_iteration)
+    def _predict_one(self, model, X, threads=None):
+        return model.predict(X, num_iteration=self.best_iteration, **({"num_threads": threads} if threads else {}))
 
     def _gain(self, model):
         return model.feature_importance("gain", iteration=self.best_iteration)
@@ -136,10 +144,11 @@ class XGBoostRanker(Ranker):
         best = getattr(model, "best_iteration", None) if valid is not None else None
         return model, (best + 1 if best is not None else rounds)
 
-    def _predict_one(self, model, X):
+    def _predict_one(self, model, X, threads=None):
         import xgboost as xgb
 
-        return model.predict(xgb.DMatrix(X), iteration_range=(0, self.best_iteration))
+        data = xgb.DMatrix(X, feature_names=self.feature_names, nthread=threads or -1)
+        return model.predict(data, iteration_range=(0, self.best_iteration))
 
     def _gain(self, model):
         gain = model.get_score(importance_type="total_gain")

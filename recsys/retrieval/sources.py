@@ -113,9 +113,15 @@ class ItemItemSource(CandidateSource):
         return self
 
     def dense_scores(self, user_ids, history: History, decay: float | None | str = "default") -> np.ndarray:
-        H = history.matrix(user_ids, decay=self.decay if decay == "default" else decay)[:, self.covered]
-        out = np.zeros((len(user_ids), len(history.catalog)), dtype=np.float32)
-        out[:, self.covered] = H @ self.B
+        H = history.matrix(user_ids, decay=self.decay if decay == "default" else decay)
+        # float32 like B: a float64 sparse @ float32 dense makes scipy upcast (copy) all of B on every call,
+        # ~0.25 s for 10k items; the float32 product touches only the history's rows of B.
+        H = H.astype(np.float32)
+        n = len(history.catalog)
+        if len(self.covered) == n and self.covered[-1] == n - 1:  # covers the whole catalogue (sorted)
+            return np.asarray(H @ self.B, dtype=np.float32)
+        out = np.zeros((len(user_ids), n), dtype=np.float32)
+        out[:, self.covered] = H[:, self.covered] @ self.B
         return out
 
     def views(self, user_ids, history: History) -> dict[str, np.ndarray]:
@@ -220,6 +226,7 @@ class TwoTowerSource(CandidateSource):
     def __init__(self, model=None, index=None, history_length: int = 50):
         self.model, self.index, self.history_length = model, index, int(history_length)
         self._item_rows: np.ndarray | None = None
+        self._position_of_row: np.ndarray | None = None
 
     def fit(self, history: History) -> TwoTowerSource:
         return self
@@ -229,6 +236,7 @@ class TwoTowerSource(CandidateSource):
         if self._item_rows is None or len(self._item_rows) != len(history.catalog):
             row = {item: r for r, item in enumerate(self.model.item_ids)}
             self._item_rows = np.array([row.get(i, -1) for i in history.catalog.item_ids])
+            self._position_of_row = None
         return self._item_rows
 
     def user_vectors(self, user_ids, history: History) -> np.ndarray:
@@ -251,8 +259,11 @@ class TwoTowerSource(CandidateSource):
         dense[:, rows >= 0] = (vectors @ self.model.item_embeddings.T)[:, rows[rows >= 0]]
         if self.index is None:
             return top_n(dense, n, exclude), dense
-        position_of_row = np.full(len(self.model.item_ids), -1)
-        position_of_row[rows[rows >= 0]] = np.flatnonzero(rows >= 0)
+        position_of_row = getattr(self, "_position_of_row", None)  # absent on objects pickled before it
+        if position_of_row is None or len(position_of_row) != len(self.model.item_ids):
+            position_of_row = np.full(len(self.model.item_ids), -1)
+            position_of_row[rows[rows >= 0]] = np.flatnonzero(rows >= 0)
+            self._position_of_row = position_of_row
         extra = int(np.diff(exclude.indptr).max(initial=0))
         _, found = self.index.search(vectors, n + extra)
         out = np.full((len(user_ids), n), -1, dtype=np.int64)
@@ -298,7 +309,7 @@ class TwoTowerSource(CandidateSource):
         new = self.model.item_embeddings[before:]
         if self.index is not None and len(new):
             self.index.add(new, self.model.item_ids[before:])
-        self._item_rows = None
+        self._item_rows = self._position_of_row = None
         return new
 
 
@@ -306,7 +317,12 @@ def top_n(scores: np.ndarray, n: int, exclude: sp.csr_matrix | None = None) -> n
     """Positions of each row's n largest scores, best first; excluded or -inf entries come back as -1."""
     scores = scores.copy()
     if exclude is not None and exclude.nnz:
-        scores[exclude.nonzero()] = -np.inf
+        if sp.isspmatrix_csr(exclude) and exclude.has_canonical_format and (exclude.data != 0).all():
+            # the CSR arrays directly: .nonzero() builds a COO copy (~50 us a call, per request per source)
+            rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
+            scores[rows, exclude.indices] = -np.inf
+        else:
+            scores[exclude.nonzero()] = -np.inf
     n = min(n, scores.shape[1])
     if n <= 0:  # a source used only for its scores (features), proposing nothing
         return np.empty((scores.shape[0], 0), dtype=np.int64)

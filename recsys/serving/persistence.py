@@ -19,6 +19,7 @@ import pandas as pd
 
 from recsys.data.schema import ITEM_ID, TIMESTAMP, USER_ID
 from recsys.features.history import Catalog, History
+from recsys.serving.config import DEFAULTS
 
 STATE_FILE = "serving_state.json"
 
@@ -59,7 +60,8 @@ def load(cls, path):
     context = {}
     if (path / "two_tower").exists():
         context["model"] = TwoTowerModel.load(path / "two_tower")
-        context["index"] = AnnIndex.load(path / "ann_index") if (path / "ann_index").exists() else None
+        threads = meta["config"].get("search_threads", DEFAULTS["search_threads"])
+        context["index"] = AnnIndex.load(path / "ann_index", threads) if (path / "ann_index").exists() else None
     generator = CandidateGenerator.load(path / "candidates", catalog, **context)
     ranking = RankingModel.load(path / "ranking", catalog) if (path / "ranking").exists() else None
     history = History.from_frame(catalog, pd.read_parquet(path / "history.parquet"), meta["event_weights"])

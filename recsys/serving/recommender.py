@@ -273,12 +273,21 @@ class Recommender:
                 cands.positions[drop] = -1
                 for s in cands.scores.values():
                     s[drop] = np.nan
-        valid, X = cands.valid, None
+        valid, X, leaves = cands.valid, None, None
         with _timed(timer, "rank", int(valid.sum())):
             if self.ranking is not None and self.config["rank"]:
-                X = self.ranking.features.transform(cands, self.history)
+                features, ranker = self.ranking.features, self.ranking.ranker
+                if hasattr(features, "transform_array"):  # numpy all the way: no DataFrame per request
+                    X = features.transform_array(cands, self.history, names=ranker.feature_names)
+                else:  # a plugged-in feature provider with only the DataFrame interface
+                    X = features.transform(cands, self.history)
                 scores = np.full(valid.shape, -np.inf)
-                scores[valid] = self.ranking.ranker.predict(X) if len(X) else []
+                paths = self.explainer.contributions
+                if paths is not None and paths.tabulated and not isinstance(X, pd.DataFrame) and len(X):
+                    leaves = paths.leaves(X)  # one pass gives the scores and, later, the explanations
+                    scores[valid] = paths.score(leaves)
+                else:
+                    scores[valid] = ranker.predict(X) if len(X) else []
             else:
                 s = cands.scores[self.config["score_source"] or self.generator.sources[0].name]
                 scores = np.where(valid & ~np.isnan(s), s, -np.inf)
@@ -302,9 +311,14 @@ class Recommender:
             if explain and self.config["explain"]["enabled"]:
                 with _timed(timer, "explain", len(slate.positions)):
                     rows = np.asarray(slate.rows)
-                    Xs = X.iloc[np.maximum(rows, 0)] if X is not None and (rows >= 0).any() else None
+                    Xs = leaf_rows = None
+                    at = np.maximum(rows, 0)
+                    if leaves is not None and (rows >= 0).any():
+                        leaf_rows = [lv[at] for lv in leaves]
+                    elif X is not None and (rows >= 0).any():
+                        Xs = X.iloc[at] if isinstance(X, pd.DataFrame) else X[at]
                     slate.reasons = self.explainer.personal(self.history, user, slate.positions, slate.sources,
-                                                            Xs, slate.reasons)
+                                                            Xs, slate.reasons, leaf_rows, rows >= 0)
             else:
                 slate.reasons = [rule_text(lb) for lb in slate.reasons]
         return slates
