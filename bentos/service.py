@@ -16,6 +16,7 @@ one thread means feedback applied in place never races a recommendation (docs/se
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import bentoml
@@ -38,12 +39,30 @@ SETTINGS = load_settings()
 BENTO_MODEL = SETTINGS.model.removeprefix("bento:") if SETTINGS.model.startswith("bento:") else None
 
 
-@bentoml.service(
-    name="recommender",
-    workers=1,  # in-process online state (feedback applied in place) lives in one worker; scale with replicas
+API_ROUTES = ("/recommend", "/similar_items", "/feedback")
+# Server settings, shared with benchmarks/noop_service.py so both are measured under the same ones.
+# docs/serving.md has the measurements behind the choices: BentoML's per-request OpenTelemetry spans
+# (created even when no exporter is configured) and access-log lines cost about a third of a no-op
+# request's CPU, and full garbage collections over the framework's ~10^6 long-lived objects stall the
+# event loop for tens of milliseconds (see `_freeze_heap`).
+SERVICE_OPTIONS = dict(
+    workers=SETTINGS.workers,  # >1 only with feedback via Kafka: in-place online state is per worker
     traffic={"timeout": 10, "max_concurrency": 256},  # beyond 256 in flight: 503 at once instead of queueing
-    http={"cors": {"enabled": False}},
+    logging={"access": {"enabled": SETTINGS.access_log}},
+    tracing={"excluded_urls": [] if SETTINGS.trace_api else list(API_ROUTES)},
 )
+
+
+def _freeze_heap() -> None:
+    """Move every object alive now (framework, libraries, the loaded bundle) out of the garbage
+    collector's reach: a full collection then walks only request garbage instead of ~10^6 long-lived
+    objects. Objects are still freed by reference counting; a reload unfreezes and collects once."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+@bentoml.service(name="recommender", **SERVICE_OPTIONS)
 class RecommenderService:
     # The bundle as a BentoML model when the configuration serves one (`bento:<tag>`, as the built bento
     # does): `bentoml build` packs it and the server resolves it before start-up. MLflow aliases and
@@ -73,12 +92,16 @@ class RecommenderService:
                 loaded = await anyio.to_thread.run_sync(slot.try_check)
                 if loaded is not None:
                     self.runtime.install(slot, loaded)
+                    _freeze_heap()
             if self.runtime.slots["control"].current is None:
                 await asyncio.sleep(min(SETTINGS.reload_interval_seconds or 5, 5))
         while SETTINGS.reload_interval_seconds > 0:
             await asyncio.sleep(SETTINGS.reload_interval_seconds)
-            for slot, loaded in await anyio.to_thread.run_sync(self.runtime.poll):
+            swapped = await anyio.to_thread.run_sync(self.runtime.poll)
+            for slot, loaded in swapped:
                 self.runtime.install(slot, loaded)
+            if swapped:
+                _freeze_heap()
 
     def __is_ready__(self) -> bool:
         ready, why = self.runtime.ready()

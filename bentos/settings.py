@@ -39,6 +39,9 @@ class ServingSettings(BaseModel):
     kafka_bootstrap_servers: str | None = None
     feedback_topic: str = "recsys.events"
     log_dir: str = "data/serving/logs"
+    workers: int = Field(1, ge=1, description="BentoML worker processes")
+    access_log: bool = Field(False, description="BentoML's per-request access log lines")
+    trace_api: bool = Field(False, description="OpenTelemetry spans for the API routes")
     in_bento: dict = Field(default_factory=dict, description="overrides applied inside a built bento")
 
 
@@ -55,6 +58,9 @@ ENV = {
     "KAFKA_BOOTSTRAP_SERVERS": (None, "kafka_bootstrap_servers"),
     "RECSYS_FEEDBACK_TOPIC": (None, "feedback_topic"),
     "RECSYS_LOG_DIR": (None, "log_dir"),
+    "RECSYS_WORKERS": (None, "workers"),
+    "RECSYS_ACCESS_LOG": (None, "access_log"),
+    "RECSYS_TRACE_API": (None, "trace_api"),
 }
 
 
