@@ -72,20 +72,20 @@ def candidate_recall(generator: CandidateGenerator, history: pd.DataFrame, targe
     return _candidate_recall(generator, hist, target)
 
 
-def fit_ranker(generator: CandidateGenerator, train, valid, items, users,
-               params: dict | None = None) -> tuple[RankingModel, pd.DataFrame]:
-    """Learning-to-rank on candidates from train histories, labelled by the valid interactions.
-
-    Query groups with no positive candidate teach nothing and are dropped. With `early_stopping` > 0 a
-    random 20% of users hold out to pick the round count, then the model is refitted on all users with it;
-    with 0 it trains `num_rounds` rounds on everyone."""
+def ranker_training_set(generator: CandidateGenerator, train, valid, params: dict | None = None,
+                        store=None) -> tuple[RankingFeatures, pd.DataFrame, np.ndarray, np.ndarray]:
+    """(features, X, y, group): candidates from train histories, labelled by the valid interactions, one
+    query group per user. Features are computed as of each user's last train interaction; with `store`
+    (recsys.features.provider.StoreFeatures) the feature store's windowed features join in point-in-time
+    at that moment, so no value from after it (where the labels are) reaches the training set.
+    Query groups with no positive candidate teach nothing and are dropped."""
     params = params or {}
     catalog = generator.catalog
     weights = params.get("event_weights") or DEFAULT_EVENT_WEIGHTS
     history = make_history(catalog, train, event_weights=weights)
     target = valid[valid.user_id.astype(str).isin(set(history.users))]
     user_ids = list(pd.unique(target.user_id.astype(str)))
-    features = RankingFeatures(**params.get("features", {})).fit(history, generator.score_names)
+    features = RankingFeatures(**params.get("features", {}), store=store).fit(history, generator.score_names)
     X_parts, y_parts, groups = [], [], []
     for start in range(0, len(user_ids), 512):
         cands = generator.generate(user_ids[start:start + 512], history)
@@ -97,6 +97,16 @@ def fit_ranker(generator: CandidateGenerator, train, valid, items, users,
     row_keep = np.repeat(keep_group, group)
     X, y, group = X[row_keep].reset_index(drop=True), y[row_keep], group[keep_group]
     log.info("ranker training set: %d rows, %d query groups, %.1f%% positive", len(y), len(group), 100 * y.mean())
+    return features, X, y, group
+
+
+def fit_ranker(generator: CandidateGenerator, train, valid, items, users,
+               params: dict | None = None, store=None) -> tuple[RankingModel, pd.DataFrame]:
+    """Learning-to-rank on `ranker_training_set` (`store`: optional feature-store provider, joined
+    point-in-time). With `early_stopping` > 0 a random 20% of users hold out to pick the round count, then
+    the model is refitted on all users with it; with 0 it trains `num_rounds` rounds on everyone."""
+    params = params or {}
+    features, X, y, group = ranker_training_set(generator, train, valid, params, store)
     kind, rounds = params.get("kind", "lightgbm"), int(params.get("num_rounds", 200))
     if params.get("early_stopping", 0) > 0:
         rng = np.random.default_rng(params.get("seed", 42))

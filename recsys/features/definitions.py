@@ -165,6 +165,9 @@ class FeatureSpec:
                           *([(PARTITION, pa.string())] if view in BATCH_VIEWS else [])])
 
     # ---- persistence: the resolved spec travels with the tables ----
+    def to_dict(self) -> dict:
+        return asdict(self)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
