@@ -105,3 +105,100 @@ def test_ranker_feature_importance_is_reported(trained):
     importance = trained[4]
     assert {"feature", "gain", "share"} <= set(importance.columns)
     assert np.isclose(importance.share.sum(), 1.0)
+
+
+# ---- serving API: reasons, observer, feedback, state round trip, hand-over ----
+def test_single_and_batch_agree_for_every_user_under_default_rerank(make):
+    rec = make({"filters": {"record_impressions": False}})
+    users = rec.history.users + ["nobody"]
+    batch = rec.recommend_batch(users, 6)
+    for user, block in batch.groupby("user_id"):
+        single = rec.recommend(user, 6)
+        assert [r["item_id"] for r in single] == list(block.item_id)
+        assert [r["stage"] for r in single] == list(block.stage)
+        np.testing.assert_allclose([r["score"] for r in single], block.score)
+
+
+def test_reasons_and_stages_are_present(make):
+    rec = make()
+    out = rec.recommend("u6", 5) + rec.recommend("stranger", 3, context={"region": "south"})
+    assert all(set(r) == {"item_id", "score", "source", "stage", "reason"} for r in out)
+    assert all(r["reason"] and r["stage"] in {"ranked", "cold_start", "pinned"} for r in out)
+    ranked = [r for r in out if r["stage"] == "ranked"]
+    assert ranked and all("top factors:" in r["reason"] or "similar to" in r["reason"] for r in ranked)
+    assert any(r["reason"].startswith("similar to ") and " you clicked" in r["reason"] for r in ranked)
+
+
+def test_path_contributions_sum_to_the_prediction(parts):
+    from recsys.serving.explain import PathContributions
+
+    ranker = parts["ranking"].ranker
+    X = np.random.default_rng(0).normal(size=(7, len(ranker.feature_names)))
+    paths = PathContributions(ranker)
+    contrib = paths(X)
+    np.testing.assert_allclose(contrib.sum(axis=1) + np.mean(paths.bias), ranker.predict(X), atol=1e-10)
+    np.testing.assert_allclose(paths.score(paths.leaves(X)), ranker.predict(X), atol=1e-10)
+
+
+def test_observer_gets_every_stage(make):
+    rec = make()
+    seen = []
+    rec.observer = lambda stage, seconds, n: seen.append((stage, seconds, n))
+    rec.recommend("u7", 5)
+    stages = [s for s, _, _ in seen]
+    assert {"filter", "retrieve", "rank", "rerank", "explain", "recommend"} <= set(stages)
+    assert len(stages) == len(set(stages)) and all(t >= 0 for _, t, _ in seen)
+    assert dict((s, n) for s, _, n in seen)["recommend"] == 5
+    seen.clear()
+    rec.recommend("stranger", 4)
+    assert {s for s, _, _ in seen} == {"filter", "cold_start", "recommend"}
+
+
+def test_record_feedback_validates_and_applies(make):
+    rec = make({"filters": {"record_impressions": False}})
+    top = rec.recommend("v1", 1)[0]["item_id"]
+    result = rec.record_feedback([{"user_id": "v1", "item_id": top, "event_type": "booking",
+                                   "timestamp": "2026-02-01T10:00:00Z"},
+                                  {"user_id": "newbie", "item_id": "b3", "event_type": "click"},
+                                  {"user_id": "v1", "item_id": "zz", "event_type": "view"}])
+    assert result == {"applied": 2, "unknown_items": 1, "impressions": 0}
+    assert top not in [r["item_id"] for r in rec.recommend("v1", 5)]
+    newbie = rec.recommend("newbie", 5)  # one click and the user is personalised, not cold
+    assert newbie[0]["stage"] == "ranked" and "b3" not in [r["item_id"] for r in newbie]
+    before = len(rec.history.items("v1"))
+    for bad in ([{"user_id": "v1", "item_id": "a1", "event_type": "like"}],
+                [{"user_id": "v1", "item_id": "a1"}],
+                [{"user_id": "v1", "item_id": "a1", "event_type": "view", "timestamp": "yesterday"}],
+                [{"user_id": ["v1"], "item_id": "a1", "event_type": "view"}],
+                "v1 clicked a1", [1, 2]):
+        with pytest.raises(InvalidRequest):
+            rec.record_feedback(bad)
+    assert len(rec.history.items("v1")) == before  # nothing of a bad batch applied
+
+
+def test_state_round_trips_through_the_bundle(make, tmp_path):
+    rec = make({"rules": [{"action": "pin", "item_id": "a9", "slot": 2}], "rerank": {"mmr_weight": 0.3},
+                "filters": {"max_impressions": 1}})
+    rec.clock = lambda: 1e9
+    rec.set_blocklist(["b1", "a2"])
+    rec.set_unavailable(["a5"])
+    rec.recommend("u8", 3)  # impressions: these three are now fatigued for u8
+    rec.record_feedback([{"user_id": "u8", "item_id": "a1", "event_type": "click", "timestamp": 1e9}])
+    users = rec.history.users + ["nobody"]
+    expected = rec.recommend_batch(users, 5)
+    back = Recommender.load(rec.save(tmp_path / "state"))
+    back.clock = lambda: 1e9
+    assert back.blocklist.ids == {"b1", "a2"} and back.unavailable.ids == {"a5"}
+    assert back.config["rules"] == rec.config["rules"] and back.config["rerank"]["mmr_weight"] == 0.3
+    pd.testing.assert_frame_equal(back.recommend_batch(users, 5), expected)
+
+
+def test_hot_reload_hand_over_keeps_online_state(make):
+    old, new = make(), make()
+    old.clock = new.clock = lambda: 2e9
+    old.set_blocklist(["b2"])
+    old.record_feedback([{"user_id": "fresh", "item_id": "a4", "event_type": "click", "timestamp": 2e9}])
+    shown = [r["item_id"] for r in old.variant(filters={"max_impressions": 1}).recommend("u9", 2)]
+    new.adopt_online_state(old)
+    assert "b2" in new.blocklist.ids and "fresh" in new.history
+    assert set(new.catalog.item_ids[new.impressions.to_frame().query("user_id == 'u9'").item_pos]) == set(shown)
