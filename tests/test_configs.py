@@ -119,6 +119,9 @@ def test_recsys_parameters_are_accepted(path):
     sources = (step_parameters(config, "generate_candidates").get("params") or {}).get("sources") or {}
     kinds = {settings.get("source", name) for name, settings in sources.items() if settings is not None}
     assert not kinds - set(SOURCE_CLASSES), "a source is its kind's name or names its kind in `source:`"
+    from recsys.serving.config import resolve_config
+
+    resolve_config((step_parameters(config, "assemble_recommender").get("params") or {}).get("serving"))
     check_feature_parameters(config)
 
 
