@@ -57,6 +57,8 @@ def _freeze_heap() -> None:
     """Move every object alive now (framework, libraries, the loaded bundle) out of the garbage
     collector's reach: a full collection then walks only request garbage instead of ~10^6 long-lived
     objects. Objects are still freed by reference counting; a reload unfreezes and collects once."""
+    if not SETTINGS.gc_freeze:
+        return
     gc.unfreeze()
     gc.collect()
     gc.freeze()

@@ -42,6 +42,7 @@ class ServingSettings(BaseModel):
     workers: int = Field(1, ge=1, description="BentoML worker processes")
     access_log: bool = Field(False, description="BentoML's per-request access log lines")
     trace_api: bool = Field(False, description="OpenTelemetry spans for the API routes")
+    gc_freeze: bool = Field(True, description="gc.freeze() after each (re)load")
     in_bento: dict = Field(default_factory=dict, description="overrides applied inside a built bento")
 
 
@@ -61,6 +62,7 @@ ENV = {
     "RECSYS_WORKERS": (None, "workers"),
     "RECSYS_ACCESS_LOG": (None, "access_log"),
     "RECSYS_TRACE_API": (None, "trace_api"),
+    "RECSYS_GC_FREEZE": (None, "gc_freeze"),
 }
 
 
