@@ -84,3 +84,24 @@ def _timestamps(values: pd.Series | None, n: int, now: float) -> pd.Series:
                                  "events.timestamp") from None
         out.append(ts)
     return pd.Series(out, dtype="datetime64[ns, UTC]")
+
+
+def apply(rec, events) -> dict:
+    """Apply feedback (DataFrame / list of dicts: user_id, item_id, event_type, timestamp) to the online
+    state: history (so the next recommend personalises on and filters it) and impression fatigue
+    (engagement clears it; event_type "impression" adds to it). Returns counts."""
+    frame = normalise_events(events, rec.clock())
+    pos = rec.catalog.positions(frame[ITEM_ID].to_numpy())
+    is_imp = (frame[EVENT_TYPE] == IMPRESSION).to_numpy()
+    with rec._lock:
+        for (user, imp), block in frame.assign(_p=pos, _i=is_imp)[pos >= 0].groupby([USER_ID, "_i"]):
+            if imp:
+                rec.impressions.record(user, block._p.to_numpy(), block.timestamp.max().timestamp())
+            else:
+                rec.impressions.engage(user, block._p.to_numpy())
+        events_ = frame[~is_imp]
+        if len(events_):
+            rec.history.add(events_)
+            rec.journal.append(events_)
+    return {"applied": int((pos >= 0).sum()), "unknown_items": int((pos < 0).sum()),
+            "impressions": int(is_imp.sum())}

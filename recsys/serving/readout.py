@@ -22,7 +22,6 @@ import glob
 import json
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -13,44 +13,28 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from recsys.data.schema import EVENT_TYPE, ITEM_ID, USER_ID
+from recsys.data.schema import ITEM_ID, USER_ID
 from recsys.features.history import Catalog, History
 from recsys.ranking.model import RankingModel
 from recsys.retrieval.candidates import CandidateGenerator
 from recsys.retrieval.sources import TwoTowerSource
-from recsys.serving import persistence
-from recsys.serving.cold_start import ColdStart, interleave
+from recsys.serving import feedback, persistence, stages
+from recsys.serving.cold_start import ColdStart
+from recsys.serving.compiled import compiled_predictor
 from recsys.serving.config import resolve_config
 from recsys.serving.context import ContextFilter, ParsedContext
-from recsys.serving.errors import InvalidRequest, UnknownItem
-from recsys.serving.explain import Explainer, rule_text
-from recsys.serving.feedback import IMPRESSION, normalise_events
+from recsys.serving.errors import InvalidRequest
+from recsys.serving.explain import Explainer
 from recsys.serving.filters import ImpressionLog, ItemSet, SeenPolicy, event_type_of_weight
 from recsys.serving.rerank import Reranker, parse_rules
+from recsys.serving.stages import Slate, _timed
 
 MAX_K = 1000
 STAGES = ("filter", "retrieve", "rank", "rerank", "cold_start", "explain", "recommend")
-
-
-@dataclass
-class Slate:
-    """One user's list under construction: catalogue positions and per-item metadata."""
-    positions: list = field(default_factory=list)
-    scores: list = field(default_factory=list)
-    sources: list = field(default_factory=list)
-    stages: list = field(default_factory=list)
-    reasons: list = field(default_factory=list)
-
-    def extend(self, other: Slate) -> Slate:
-        for name in ("positions", "scores", "sources", "stages", "reasons"):
-            getattr(self, name).extend(getattr(other, name))
-        return self
 
 
 class Recommender:
@@ -91,6 +75,7 @@ class Recommender:
         rules = parse_rules(self.config["rules"], self.context_filter, self.catalog.index)
         self.reranker = Reranker(r["mmr_weight"], r["pool"], rules, vectors, categories)
         ranker = self.ranking.ranker if self.ranking is not None else None
+        self._compiled = compiled_predictor(ranker) if self.config["compile_ranker"] else None
         e = self.config["explain"]
         self.explainer = Explainer(self.catalog, self.generator, ranker, event_type_of_weight(self.history.event_weights),
                                    self._vectors, e["factors"], e["history_items"])
@@ -160,42 +145,13 @@ class Recommender:
     def similar_items(self, item_id: str, k: int = 10) -> list[dict]:
         """Items most like `item_id` (two-tower cosine; attribute-based vectors for items added after
         training). Unknown id -> UnknownItem (a 404 in the service). Blocked/unavailable items are skipped."""
-        _, k, _ = self._check("similar", k, ())
-        if not isinstance(item_id, str) or item_id not in self.catalog.index:
-            raise UnknownItem(f"unknown item {item_id!r}", "item_id")
-        pos = self.catalog.index[item_id]
-        if self._vectors is not None and self._vectors[pos].any():
-            scores, source = self._vectors @ self._vectors[pos], "two_tower"
-            scores[~self._vectors.any(axis=1)] = -np.inf
-        else:  # no vector: same category, most trending first
-            cats = self.reranker.categories if self.reranker.categories is not None else np.zeros(len(self.catalog), int)
-            scores, source = np.where(cats == cats[pos], self.cold.trending[: len(cats)], -np.inf), "category"
-        scores = scores.astype(np.float64)
-        scores[[pos, *self.blocklist.positions, *self.unavailable.positions]] = -np.inf
-        top = _top(scores, k)
-        name = self.explainer.name(pos)
-        return [{"item_id": self.catalog.item_ids[p], "score": float(scores[p]), "source": source,
-                 "stage": "similar", "reason": f"similar to {name}"} for p in top]
+        return stages.similar(self, item_id, k)
 
     def record_feedback(self, events) -> dict:
         """Apply feedback (DataFrame / list of dicts: user_id, item_id, event_type, timestamp) to the online
         state: history (so the next recommend personalises on and filters it) and impression fatigue
         (engagement clears it; event_type "impression" adds to it). Returns counts."""
-        frame = normalise_events(events, self.clock())
-        pos = self.catalog.positions(frame[ITEM_ID].to_numpy())
-        is_imp = (frame[EVENT_TYPE] == IMPRESSION).to_numpy()
-        with self._lock:
-            for (user, imp), block in frame.assign(_p=pos, _i=is_imp)[pos >= 0].groupby([USER_ID, "_i"]):
-                if imp:
-                    self.impressions.record(user, block._p.to_numpy(), block.timestamp.max().timestamp())
-                else:
-                    self.impressions.engage(user, block._p.to_numpy())
-            events_ = frame[~is_imp]
-            if len(events_):
-                self.history.add(events_)
-                self.journal.append(events_)
-        return {"applied": int((pos >= 0).sum()), "unknown_items": int((pos < 0).sum()),
-                "impressions": int(is_imp.sum())}
+        return feedback.apply(self, events)
 
     def update_history(self, interactions: pd.DataFrame) -> None:
         """Add known interactions in bulk (batch inference, refresh): no validation, no journal."""
@@ -265,102 +221,10 @@ class Recommender:
                                          self.impressions.fatigued(user_id, now)]).astype(np.int64))
 
     def _personal(self, users, excluded, parsed: ParsedContext, k, timer, explain) -> list[Slate]:
-        with _timed(timer, "retrieve"):
-            cands = self.generator.generate(users, self.history, _exclusion_matrix(excluded, len(self.catalog)))
-        if parsed.mask is not None:  # context filter right after retrieval: the ranker sees only matches
-            with _timed(timer, "filter"):
-                drop = cands.valid & ~parsed.mask[np.maximum(cands.positions, 0)]
-                cands.positions[drop] = -1
-                for s in cands.scores.values():
-                    s[drop] = np.nan
-        valid, X, leaves = cands.valid, None, None
-        with _timed(timer, "rank", int(valid.sum())):
-            if self.ranking is not None and self.config["rank"]:
-                features, ranker = self.ranking.features, self.ranking.ranker
-                if hasattr(features, "transform_array"):  # numpy all the way: no DataFrame per request
-                    X = features.transform_array(cands, self.history, names=ranker.feature_names)
-                else:  # a plugged-in feature provider with only the DataFrame interface
-                    X = features.transform(cands, self.history)
-                scores = np.full(valid.shape, -np.inf)
-                paths = self.explainer.contributions
-                if paths is not None and paths.tabulated and not isinstance(X, pd.DataFrame) and len(X):
-                    leaves = paths.leaves(X)  # one pass gives the scores and, later, the explanations
-                    scores[valid] = paths.score(leaves)
-                else:
-                    scores[valid] = ranker.predict(X) if len(X) else []
-            else:
-                s = cands.scores[self.config["score_source"] or self.generator.sources[0].name]
-                scores = np.where(valid & ~np.isnan(s), s, -np.inf)
-        names = [s.name for s in self.generator.sources]
-        stage = "ranked" if X is not None else "retrieved"
-        row_of = np.full(valid.shape, -1)
-        row_of[valid] = np.arange(int(valid.sum()))
-        slates = []
-        with _timed(timer, "rerank"):
-            for r, user in enumerate(users):
-                ok = valid[r] & np.isfinite(scores[r])
-                allowed = _allowed_fn(excluded[r], parsed.mask)
-                pos, sc, labels = self.reranker.rerank(cands.positions[r, ok], scores[r, ok], k, allowed)
-                cols = [np.flatnonzero(cands.positions[r] == p) for p in pos]
-                bits = [int(cands.proposed_by[r, c[0]]) if len(c) else 0 for c in cols]
-                slate = Slate(list(pos), list(sc), [names[(b & -b).bit_length() - 1] if b else "rule" for b in bits],
-                              ["pinned" if lb.startswith("pin:") else stage for lb in labels], list(labels))
-                slate.rows = [int(row_of[r, c[0]]) if len(c) else -1 for c in cols]
-                slates.append(slate)
-        for user, slate in zip(users, slates):
-            if explain and self.config["explain"]["enabled"]:
-                with _timed(timer, "explain", len(slate.positions)):
-                    rows = np.asarray(slate.rows)
-                    Xs = leaf_rows = None
-                    at = np.maximum(rows, 0)
-                    if leaves is not None and (rows >= 0).any():
-                        leaf_rows = [lv[at] for lv in leaves]
-                    elif X is not None and (rows >= 0).any():
-                        Xs = X.iloc[at] if isinstance(X, pd.DataFrame) else X[at]
-                    slate.reasons = self.explainer.personal(self.history, user, slate.positions, slate.sources,
-                                                            Xs, slate.reasons, leaf_rows, rows >= 0)
-            else:
-                slate.reasons = [rule_text(lb) for lb in slate.reasons]
-        return slates
-
-    def _cold_lists(self, segment: dict):
-        """(trending scores, phrase, content scores or None, phrase) for a segment; cached."""
-        key = tuple(sorted(segment.items()))
-        hit = self._cold_cache.get(key)
-        if hit is None:
-            trend, text = self.cold.scores(segment)
-            content, content_text = None, ""
-            two_tower = self._two_tower()
-            profile = {a: v for a, v in segment.items() if two_tower and a in two_tower.user_attributes}
-            if profile and self._vectors is not None and self.config["cold_start"]["content_share"] > 0:
-                content = self._vectors @ two_tower.attribute_vectors([profile])[0]
-                content[~self._vectors.any(axis=1)] = -np.inf
-                who = " and ".join(f"{a.replace('_', ' ')} {v}" for a, v in sorted(profile.items()))
-                content_text = f"matches travellers of {who}"
-            hit = (trend, text, content, content_text)
-            if len(self._cold_cache) < 4096:
-                self._cold_cache[key] = hit
-        return hit
+        return stages.personal(self, users, excluded, parsed, k, timer, explain)
 
     def _cold_slate(self, user_id: str, k: int, excluded: np.ndarray, parsed: ParsedContext) -> Slate:
-        """Trending for the user's segment with content matches mixed in, filtered like everything else,
-        then re-ranked (MMR, rules) like a personal list."""
-        c = self.config["cold_start"]
-        trend, text, content, content_text = self._cold_lists({**self.cold.segment_of(user_id), **parsed.segment})
-        allowed = np.ones(len(self.catalog), dtype=bool) if parsed.mask is None else parsed.mask.copy()
-        allowed[excluded] = False
-        n = len(self.catalog)
-        trending = _top(np.where(allowed, _fit(trend, n), -np.inf), c["pool"])
-        matches = _top(np.where(allowed, content, -np.inf), c["pool"]) if content is not None else trending[:0]
-        pos, from_content = interleave(trending, matches, c["content_share"], c["pool"])
-        rel = 1.0 - np.arange(len(pos)) / max(len(pos), 1)
-        chosen, sc, labels = self.reranker.rerank(pos, rel, k, lambda p: bool(allowed[p]))
-        flags = dict(zip(pos.tolist(), from_content.tolist()))
-        sources = ["two_tower" if flags.get(p) else "trending" for p in chosen]
-        reasons = ["; ".join(x for x in (content_text if s == "two_tower" else text, rule_text(lb)) if x)
-                   for s, lb in zip(sources, labels)]
-        stages = ["pinned" if lb.startswith("pin:") else "cold_start" for lb in labels]
-        return Slate(list(chosen), list(sc), sources, stages, reasons)
+        return stages.cold_slate(self, user_id, k, excluded, parsed)
 
     def _unavailable_attribute(self) -> list[str]:
         col = self.config["filters"]["availability_column"]
@@ -379,40 +243,3 @@ class Recommender:
         return next((s for s in self.generator.sources if isinstance(s, TwoTowerSource)), None)
 
 
-class _timed:
-    """Adds the block's wall time (and an item count) to timer[stage]."""
-
-    def __init__(self, timer: dict, stage: str, n: int = 0):
-        self.timer, self.stage, self.n = timer, stage, n
-
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-
-    def __exit__(self, *exc):
-        seconds, n = self.timer.get(self.stage, (0.0, 0))
-        self.timer[self.stage] = (seconds + time.perf_counter() - self.t0, n + self.n)
-
-
-def _exclusion_matrix(excluded: list[np.ndarray], n_items: int) -> sp.csr_matrix:
-    indptr = np.r_[0, np.cumsum([len(e) for e in excluded])]
-    indices = np.concatenate(excluded) if excluded else np.empty(0, np.int64)
-    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(excluded), n_items))
-
-
-def _allowed_fn(excluded: np.ndarray, mask: np.ndarray | None):
-    def allowed(p: int) -> bool:
-        i = np.searchsorted(excluded, p)
-        return not (i < len(excluded) and excluded[i] == p) and (mask is None or bool(mask[p]))
-    return allowed
-
-
-def _top(scores: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the n best finite scores, best first (ties by position)."""
-    finite = np.flatnonzero(np.isfinite(scores))
-    if len(finite) > n:
-        finite = finite[np.argpartition(-scores[finite], n - 1)[:n]]
-    return finite[np.lexsort((finite, -scores[finite]))]
-
-
-def _fit(values: np.ndarray, n: int) -> np.ndarray:
-    return values if len(values) >= n else np.r_[values, np.zeros(n - len(values), values.dtype)]
