@@ -107,8 +107,12 @@ class RankingFeatures:
     def windowed_count(self, positions: np.ndarray, ref: np.ndarray, days: float) -> np.ndarray:
         base = positions.astype(np.float64) * 1e10 - self._t0
         ref = np.clip(ref, self._t0, None)
-        hi = np.searchsorted(self._keys, base + ref, side="right")
-        lo = np.searchsorted(self._keys, base + np.clip(ref - days * DAY, self._t0, None), side="left")
+        upper, lower = base + ref, base + np.clip(ref - days * DAY, self._t0, None)
+        # Sorted queries: numpy's binary search starts from the previous hit, far fewer cache misses.
+        order = np.argsort(upper, kind="stable")
+        hi, lo = np.empty(len(upper), np.int64), np.empty(len(upper), np.int64)
+        hi[order] = np.searchsorted(self._keys, upper[order], side="right")
+        lo[order] = np.searchsorted(self._keys, lower[order], side="left")
         return (hi - lo).astype(np.float32)
 
     # ---- transform: one row per valid (user, candidate) ----
@@ -155,15 +159,25 @@ class RankingFeatures:
         for k, col in enumerate(self.numeric):
             f[f"item_{col}"] = self._numeric[pos, k]
         H = history.matrix(cands.user_ids, decay=self.affinity_decay)
-        Hn = sp.diags(1.0 / np.maximum(np.asarray(H.sum(axis=1)).ravel(), 1e-12)) @ H
+        # Row-normalised history from the CSR arrays (scipy's diags @ H and .sum cost ~0.1 ms each per call).
+        h_rows = np.repeat(np.arange(H.shape[0]), np.diff(H.indptr))
+        row_sum = np.bincount(h_rows, weights=H.data, minlength=H.shape[0])
+        h_share = H.data * (1.0 / np.maximum(row_sum, 1e-12))[h_rows]
+        Hn = None
+        codes_of = getattr(self, "_codes", {})
         for col, onehot in self._onehot.items():
-            share = np.asarray((Hn @ onehot).todense(), dtype=np.float32)  # users x values
-            codes = self._codes.get(col) if hasattr(self, "_codes") else None
-            if codes is not None:
+            codes = codes_of.get(col)
+            if codes is not None:  # single-valued: share of each value in one scatter-add, then one gather
+                share = np.zeros((H.shape[0], onehot.shape[1]))
+                hc = codes[H.indices]
+                np.add.at(share, (h_rows[hc >= 0], hc[hc >= 0]), h_share[hc >= 0])
                 c = codes[pos]
-                value = np.where(c >= 0, share[u_idx, np.maximum(c, 0)], 0).astype(np.float64)
+                value = np.where(c >= 0, share.astype(np.float32)[u_idx, np.maximum(c, 0)], 0).astype(np.float64)
                 f[f"affinity_{col}"], f[f"affinity_{col}_max"] = value, value.copy()
                 continue
+            if Hn is None:
+                Hn = sp.csr_matrix((h_share, H.indices, H.indptr), shape=H.shape)
+            share = np.asarray((Hn @ onehot).todense(), dtype=np.float32)  # users x values
             item_vals = onehot[pos]
             per_value = item_vals.multiply(share[u_idx]).tocsr()
             n_vals = np.maximum(np.asarray(item_vals.sum(axis=1)).ravel(), 1)
