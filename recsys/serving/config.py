@@ -49,6 +49,10 @@ DEFAULTS = {
         "enabled": True,  # reason texts in recommend() (recommend_batch never explains)
         "factors": 2,  # ranker feature contributions named per item
         "history_items": 20,  # recent history items searched for the "similar to X" anchor
+        # Seed models whose contributions name the factors (null = all, what the score is made of). 1 halves
+        # the explain stage (0.57 vs 1.09 ms CPU per request on the 10k bench) but names the same top
+        # factor only 79% of the time (same top two: 59%), so the default stays faithful.
+        "models": None,
     },
 }
 

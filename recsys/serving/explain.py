@@ -55,10 +55,11 @@ class PathContributions:
         """Whether scores and contributions can come from leaf indices (LightGBM)."""
         return bool(self.tables)
 
-    def leaves(self, X: np.ndarray) -> list[np.ndarray]:
-        """Per model, [n, n_trees] rows into its tables (tree * width + leaf index)."""
+    def leaves(self, X: np.ndarray, models: int | None = None) -> list[np.ndarray]:
+        """Per model (the first `models`, default all), [n, n_trees] rows into its tables (tree * width +
+        leaf index)."""
         out = []
-        for model, width in zip(self.ranker.models, self.widths):
+        for model, width in list(zip(self.ranker.models, self.widths))[:models]:
             threads = 1 if len(X) <= 5000 else 0
             leaves = model.predict(X, num_iteration=self.ranker.best_iteration, pred_leaf=True, num_threads=threads)
             leaves = np.asarray(leaves, dtype=np.int64).reshape(len(X), -1)
@@ -71,15 +72,17 @@ class PathContributions:
         return np.mean([values[rows].sum(axis=1) for values, rows in zip(self.values, leaves)], axis=0)
 
     def from_leaves(self, leaves: list[np.ndarray]) -> np.ndarray:
+        """Contributions averaged over the models whose leaves are given (the first len(leaves))."""
         n = len(leaves[0]) if leaves else 0
         return np.mean([np.take(table, rows.ravel(), axis=0).reshape(n, -1, self.n_features).sum(axis=1)
                         for table, rows in zip(self.tables, leaves)], axis=0)
 
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        """[n, n_features] contributions, averaged over the ranker's models like its predictions."""
+    def __call__(self, X: np.ndarray, models: int | None = None) -> np.ndarray:
+        """[n, n_features] contributions, averaged over the ranker's first `models` models (default all;
+        with all, they and the root values sum to the ranker's prediction)."""
         ranker, parts = self.ranker, []
         if self.tabulated:
-            return self.from_leaves(self.leaves(X))
+            return self.from_leaves(self.leaves(X, models))
         if ranker.kind == "xgboost":
             import xgboost as xgb
 
@@ -114,9 +117,9 @@ class Explainer:
     """Reason texts for a Recommender's final lists (see module docstring)."""
 
     def __init__(self, catalog, generator, ranker, event_names: dict[float, str], vectors=None,
-                 n_factors: int = 2, n_history: int = 20):
+                 n_factors: int = 2, n_history: int = 20, n_models: int | None = None):
         self.catalog, self.ranker, self.event_names = catalog, ranker, event_names
-        self.n_factors, self.n_history = int(n_factors), int(n_history)
+        self.n_factors, self.n_history, self.n_models = int(n_factors), int(n_history), n_models
         self.sources = {s.name: s for s in generator.sources}
         self.contributions = PathContributions(ranker) if ranker is not None else None
         self.vectors = vectors
@@ -182,7 +185,7 @@ class Explainer:
             contrib = self.contributions.from_leaves(leaves)
         else:
             X = X[self.ranker.feature_names].to_numpy(dtype=np.float64) if isinstance(X, pd.DataFrame) else X
-            contrib = self.contributions(X)
+            contrib = self.contributions(X, self.n_models)
         names = self.ranker.feature_names
         out = []
         for row in contrib:

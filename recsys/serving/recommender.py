@@ -78,7 +78,7 @@ class Recommender:
         self._compiled = compiled_predictor(ranker) if self.config["compile_ranker"] else None
         e = self.config["explain"]
         self.explainer = Explainer(self.catalog, self.generator, ranker, event_type_of_weight(self.history.event_weights),
-                                   self._vectors, e["factors"], e["history_items"])
+                                   self._vectors, e["factors"], e["history_items"], e["models"])
         self._cold_cache: dict = {}
 
     # ---- public API ----
