@@ -221,8 +221,9 @@ def main() -> None:
 
     history = pd.read_parquet(bundle / "recommender" / "history.parquet", columns=["user_id"])
     users = list(pd.unique(history.user_id))[:5000]
+    n_items = len(pd.read_parquet(bundle / "recommender" / "items.parquet", columns=["item_id"]))
     load = os.getloadavg()
-    print(f"setup: bundle {bundle} ({args.items if not args.bundle else '?'} items), {len(users)} request users; "
+    print(f"setup: bundle {bundle} ({n_items} items), {len(users)} request users; "
           f"{os.cpu_count()} cores ({platform.machine()}), load average {load[0]:.2f} (shared box: other "
           f"processes run beside this one); Python {platform.python_version()}; "
           f"{subprocess.run(['wrk', '-v'], capture_output=True, text=True).stdout.split(chr(10))[0]}")

@@ -50,6 +50,10 @@ SERVICE_OPTIONS = dict(
     traffic={"timeout": 10, "max_concurrency": 256},  # beyond 256 in flight: 503 at once instead of queueing
     logging={"access": {"enabled": SETTINGS.access_log}},
     tracing={"excluded_urls": [] if SETTINGS.trace_api else list(API_ROUTES)},
+    # One OpenMP thread for Faiss and LightGBM (the environment can override it): a request scores one
+    # user, too little to split, and OpenMP workers spin-waiting for a core shared with the HTTP loop and
+    # other processes made /recommend 3x slower on a 10k-item catalogue (docs/serving.md).
+    envs=[{"name": "OMP_NUM_THREADS", "value": "1"}],
 )
 
 
