@@ -37,6 +37,19 @@ def tiny_recommender(tiny_dataset):
     return build_recommender(generator, None, ds.items, ds.users, ds.interactions)
 
 
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for the whole test session (starting one takes ~20 s on 2 cores)."""
+    from recsys.features.spark_job import spark_session
+
+    session = spark_session("local[2]", "recsys-tests", {"spark.sql.shuffle.partitions": 4,
+                                                         "spark.ui.showConsoleProgress": "false",
+                                                         "spark.driver.memory": "1g"})
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
 @pytest.fixture(scope="module")
 def clean_zenml_client(tmp_path_factory):
     """A ZenML client isolated from the developer's; cwd is its temp dir, so configs' data/ paths land there."""

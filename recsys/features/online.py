@@ -38,12 +38,14 @@ CLOCKS = ("wall", "snapshot")
 class OnlineFeatures(StoreFeatures):
     def __init__(self, spec: FeatureSpec, repo_path: str = "feature_repo", fs_yaml: str = "feature_store.yaml",
                  item_ids=None, max_age: timedelta | float = DEFAULT_MAX_AGE, clock: str = "wall",
-                 item_refresh_seconds: float = 300.0, store=None):
+                 item_refresh_seconds: float = 300.0, retry_after: float = 5.0, store=None):
         if clock not in CLOCKS:
             raise ValueError(f"unknown freshness clock {clock!r}; choose one of {list(CLOCKS)}")
         self.spec, self.repo_path, self.fs_yaml, self.clock = spec, str(repo_path), fs_yaml, clock
         self.max_age = max_age.total_seconds() if isinstance(max_age, timedelta) else float(max_age)
         self.item_refresh_seconds = float(item_refresh_seconds)
+        self.retry_after = float(retry_after)
+        self._down_until = 0.0  # after a failed read, requests skip the store until then (no one waits on it)
         self._item_ids = item_ids if callable(item_ids) else (lambda ids=item_ids: ids)
         self._store, self._services = store, {}
         self._lock = threading.Lock()  # one Feast client; sqlite shares one connection across threads
@@ -73,16 +75,22 @@ class OnlineFeatures(StoreFeatures):
             self._services[name] = self.store.get_feature_service(name)
         return self._services[name]
 
-    def _read(self, service: str, key: str, ids: list[str]) -> dict | None:
+    def _read(self, service: str, key: str, ids: list[str], probe: bool = False) -> dict | None:
+        if not probe and time.time() < self._down_until:
+            self.counts["skipped"] += 1  # a client may retry for seconds on a dead store: do not wait on it
+            return None
         try:
             with self._lock:
                 response = self.store.get_online_features(features=self._service(service),
                                                           entity_rows=[{key: i} for i in ids])
+            self._down_until = 0.0
             return response.to_dict(include_event_timestamps=True)
         except Exception as error:  # a failed read degrades to missing features, never a failed request
             self.counts["errors"] += 1
             self.last_error = f"{type(error).__name__}: {error}"
-            log.warning("online feature read failed (%s): features treated as missing", self.last_error)
+            self._down_until = time.time() + self.retry_after
+            log.warning("online feature read failed (%s): features treated as missing for %.0f s",
+                        self.last_error, self.retry_after)
             return None
 
     def _now(self) -> float:
@@ -153,9 +161,20 @@ class OnlineFeatures(StoreFeatures):
         return True
 
     # ---- health ----
-    def ping(self) -> bool:
-        """Whether the online store answers a lookup (cheap: one key); never raises."""
-        return self._read(USER_SERVICE, USER_KEY, ["__ping__"]) is not None
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Whether the online store answers a one-key lookup within `timeout` seconds; never raises. A
+        success also ends the pause after a failure; a slow probe finishes in the background."""
+        answer = {}
+
+        def probe():
+            answer["ok"] = self._read(USER_SERVICE, USER_KEY, ["__ping__"], probe=True) is not None
+
+        thread = threading.Thread(target=probe, name="online-store-ping", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            self.counts["ping_timeouts"] += 1
+        return bool(answer.get("ok"))
 
     def status(self) -> dict:
         return {"online_store": self._store.config.online_store.type if self._store is not None else None,

@@ -64,6 +64,7 @@ def run_spark_job(spark, interactions, items, spec: FeatureSpec, out_dir: str | 
         frame.repartition(PARTITION).write.mode("overwrite").partitionBy(PARTITION).parquet(str(staged))
         paths[view] = publish(out_dir, view, staged)
     finish(out_dir, spec)
+    spark.catalog.clearCache()  # the cached events and user table
     return paths
 
 
@@ -94,7 +95,7 @@ def compute_spark_tables(spark, interactions, items, spec: FeatureSpec, last_sna
         numeric = items.select(ITEM_KEY, *[F.col(c).cast("double").alias(c) for c in spec.numeric])
         events = events.join(F.broadcast(numeric), ITEM_KEY, "left")
     events = events.cache()
-    user = _activity(events, USER_KEY, spec, last_snapshot, spec.numeric)
+    user = _activity(events, USER_KEY, spec, last_snapshot, spec.numeric).cache()  # also the affinity's base
     item = _activity(events, ITEM_KEY, spec, last_snapshot, ())
     affinity = _affinity(spark, events, items, user, spec, last_snapshot)
     return {USER_ACTIVITY: _finish(user, USER_ACTIVITY, spec), ITEM_POPULARITY: _finish(item, ITEM_POPULARITY, spec),
