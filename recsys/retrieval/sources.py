@@ -120,8 +120,19 @@ class ItemItemSource(CandidateSource):
         n = len(history.catalog)
         if len(self.covered) == n and self.covered[-1] == n - 1:  # covers the whole catalogue (sorted)
             return np.asarray(H @ self.B, dtype=np.float32)
+        # Columns -> covered rows of B through a lookup array (CSR column slicing costs ~0.2 ms a call).
+        cov = getattr(self, "_cov_index", None)
+        if cov is None or len(cov) != n:
+            cov = np.full(n, -1, dtype=np.int64)
+            cov[self.covered] = np.arange(len(self.covered))
+            self._cov_index = cov
+        col = cov[H.indices]
+        keep = col >= 0
+        rows = np.repeat(np.arange(H.shape[0]), np.diff(H.indptr))
+        indptr = np.r_[0, np.cumsum(np.bincount(rows[keep], minlength=H.shape[0]))]
+        Hc = sp.csr_matrix((H.data[keep], col[keep], indptr), shape=(H.shape[0], len(self.covered)))
         out = np.zeros((len(user_ids), n), dtype=np.float32)
-        out[:, self.covered] = H[:, self.covered] @ self.B
+        out[:, self.covered] = Hc @ self.B
         return out
 
     def views(self, user_ids, history: History) -> dict[str, np.ndarray]:
@@ -244,19 +255,28 @@ class TwoTowerSource(CandidateSource):
         seqs = [list(ids[history.items(u)[-self.history_length:]]) for u in user_ids]
         return self.model.user_embeddings(list(user_ids), seqs)
 
-    def dense_scores(self, user_ids, history: History) -> np.ndarray:
+    def _catalog_scores(self, vectors: np.ndarray, history: History) -> np.ndarray:
+        """vectors x catalogue-aligned item vectors (kept once, not gathered per call); -inf where the
+        model lacks the item."""
         rows = self._rows(history)
-        scores = self.user_vectors(user_ids, history) @ self.model.item_embeddings.T
-        out = np.full((len(user_ids), len(rows)), -np.inf, dtype=np.float32)
-        out[:, rows >= 0] = scores[:, rows[rows >= 0]]
+        cached = getattr(self, "_by_position", None)
+        if cached is None or cached[0] is not self.model.item_embeddings or len(cached[1]) != len(rows):
+            emb = np.zeros((len(rows), self.model.item_embeddings.shape[1]), dtype=self.model.item_embeddings.dtype)
+            emb[rows >= 0] = self.model.item_embeddings[rows[rows >= 0]]
+            cached = self._by_position = (self.model.item_embeddings, emb, np.flatnonzero(rows < 0))
+        out = (vectors @ cached[1].T).astype(np.float32, copy=False)
+        if len(cached[2]):
+            out[:, cached[2]] = -np.inf
         return out
+
+    def dense_scores(self, user_ids, history: History) -> np.ndarray:
+        return self._catalog_scores(self.user_vectors(user_ids, history), history)
 
     def retrieve(self, user_ids, history: History, n: int, exclude: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """Top items come from the Faiss index (exact or HNSW); dense scores by inner product."""
         rows = self._rows(history)
         vectors = self.user_vectors(user_ids, history)
-        dense = np.full((len(user_ids), len(rows)), -np.inf, dtype=np.float32)
-        dense[:, rows >= 0] = (vectors @ self.model.item_embeddings.T)[:, rows[rows >= 0]]
+        dense = self._catalog_scores(vectors, history)
         if self.index is None:
             return top_n(dense, n, exclude), dense
         position_of_row = getattr(self, "_position_of_row", None)  # absent on objects pickled before it
