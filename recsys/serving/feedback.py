@@ -102,6 +102,8 @@ def apply(rec, events) -> dict:
         events_ = frame[~is_imp]
         if len(events_):
             rec.history.add(events_)
-            rec.journal.append(events_)
+            seconds = (events_[TIMESTAMP].astype("int64") / 1e9).tolist()
+            rec.journal.extend(zip(events_[USER_ID].tolist(), events_[ITEM_ID].tolist(),
+                                   events_[EVENT_TYPE].tolist(), seconds))
     return {"applied": int((pos >= 0).sum()), "unknown_items": int((pos < 0).sum()),
             "impressions": int(is_imp.sum())}

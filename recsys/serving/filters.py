@@ -137,6 +137,9 @@ def read_id_file(path: Path) -> list[str]:
     return [line for line in lines if line]
 
 
+MAX_PER_USER = 2000  # impressions kept per user: the newest, enough for any fatigue threshold in use
+
+
 class ImpressionLog:
     """Per user, the (item position, time) of recent impressions not followed by engagement.
 
@@ -161,8 +164,9 @@ class ImpressionLog:
         with self._lock:
             pos, ts = self._users.pop(user_id, (np.empty(0, np.int64), np.empty(0)))
             keep = ts > now - self.window
-            self._users[user_id] = (np.concatenate([pos[keep], positions]),
-                                    np.concatenate([ts[keep], np.full(len(positions), float(now))]))
+            pos = np.concatenate([pos[keep], positions])[-MAX_PER_USER:]  # bounded even for a hot user
+            ts = np.concatenate([ts[keep], np.full(len(positions), float(now))])[-MAX_PER_USER:]
+            self._users[user_id] = (pos, ts)
             while len(self._users) > self.max_users:
                 self._users.popitem(last=False)
 

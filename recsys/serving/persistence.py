@@ -114,7 +114,8 @@ def adopt_online_state(rec, previous) -> None:
         pos = rec.catalog.positions(previous.catalog.item_ids[imp.item_pos.to_numpy()])
         rec.impressions.load_frame(imp.assign(item_pos=pos)[pos >= 0])
     if previous.journal:
-        events = pd.concat(previous.journal, ignore_index=True)
+        events = pd.DataFrame(list(previous.journal), columns=[USER_ID, ITEM_ID, "event_type", "t"])
+        events[TIMESTAMP] = pd.to_datetime(events.pop("t"), unit="s", utc=True)
         last = events[USER_ID].map(dict(zip(pd.unique(events[USER_ID]), rec.history.last_time(pd.unique(events[USER_ID])))))
         seconds = events[TIMESTAMP].astype("int64") / 1e9
         rec.record_feedback(events[~(seconds <= last)])  # only what the new bundle does not hold yet

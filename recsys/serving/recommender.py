@@ -10,6 +10,7 @@ in the model bundle, run by batch inference and by the BentoML service (`recomme
 
 from __future__ import annotations
 
+import collections
 import copy
 import threading
 import time
@@ -34,6 +35,7 @@ from recsys.serving.rerank import Reranker, parse_rules
 from recsys.serving.stages import Slate, _timed
 
 MAX_K = 1000
+MAX_JOURNAL = 1_000_000  # feedback events kept for a hot-reload hand-over (~150 bytes each)
 STAGES = ("filter", "retrieve", "rank", "rerank", "cold_start", "explain", "recommend")
 
 
@@ -53,7 +55,8 @@ class Recommender:
                                  check_seconds=f["blocklist_check_seconds"])
         self.unavailable = ItemSet(len(catalog), catalog.index, ids=self._unavailable_attribute())
         self.impressions = ImpressionLog(f["max_impressions"], 3600 * f["impression_window_hours"], f["max_users"])
-        self.journal: list[pd.DataFrame] = []  # events applied by record_feedback (adopt_online_state)
+        # Events applied by record_feedback, for adopt_online_state: compact tuples, the newest MAX_JOURNAL.
+        self.journal: collections.deque = collections.deque(maxlen=MAX_JOURNAL)
         self._lock = threading.Lock()
         self._configure()
 
