@@ -46,20 +46,39 @@ class ServingRuntime:
                          prepare=prepare or self._prepare)
 
     # ---- loading and hot reload ----
-    def _prepare(self, recommender) -> None:
-        """Wire the stage-timing hook and warm up before serving: the first calls build caches and trace
-        TensorFlow graphs. The warm-up runs on a variant that records no impressions (models shared)."""
+    def _prepare(self, recommender):
+        """Attach the online feature store (when the ranker uses store features), warm up (the first calls
+        build caches and compile), then wire the stage-timing hook. The warm-up runs on a variant that
+        records no impressions (models shared). Returns the online feature provider or None."""
+        online = self._attach_online_features(recommender)
         warm = recommender.variant(filters={"record_impressions": False})
         users = recommender.history.users[:1]
         for user in users + [WARMUP_USER]:
             warm.recommend(user, k=10)
         if self.metrics is not None:
             recommender.observer = self.metrics.observe_stage
+        return online
 
-    def _prepare_shadow(self, recommender) -> None:
+    def _prepare_shadow(self, recommender):
+        online = self._attach_online_features(recommender)
         warm = recommender.variant(filters={"record_impressions": False})
         for user in recommender.history.users[:1] + [WARMUP_USER]:
             warm.recommend(user, k=10)
+        return online
+
+    def _attach_online_features(self, recommender):
+        """The Feast online store behind the ranker's store features (recsys.features.online), or None
+        for a ranker without them (Feast is then never imported)."""
+        features = getattr(getattr(recommender, "ranking", None), "features", None)
+        if getattr(features, "store", None) is None:
+            return None
+        from datetime import timedelta
+
+        from recsys.features.online import attach_online_features
+
+        cfg = self.settings.online_features
+        return attach_online_features(recommender, cfg.repo_path, cfg.fs_yaml, timedelta(hours=cfg.max_age_hours),
+                                      cfg.clock, cfg.item_refresh_seconds)
 
     def load(self) -> None:
         """Initial load of every slot, in the caller's thread. The control model must load; a failing
@@ -165,8 +184,8 @@ class ServingRuntime:
 
     # ---- health ----
     def ready(self) -> tuple[bool, str]:
-        """Ready when the control bundle is loaded and the online store answers. A Recommender without a
-        health hook keeps its online state in process: nothing external to ask."""
+        """Ready when the control bundle is loaded and the online feature store answers. A ranker without
+        store features has nothing external to ask (its online state is in process)."""
         control = self.slots["control"].current
         if control is None:
             return False, f"model not loaded: {self.slots['control'].last_error or 'loading'}"
@@ -175,14 +194,10 @@ class ServingRuntime:
         pending = [name for name, slot in self.slots.items() if slot.current is None and not slot.failures]
         if pending:
             return False, f"still loading: {', '.join(pending)}"
-        for name in ("health_check", "online_store_ok"):
-            hook = getattr(control.recommender, name, None)
-            if callable(hook):
-                try:
-                    if not hook():
-                        return False, "online store not answering"
-                except Exception as error:  # noqa: BLE001 - a failing probe means not ready, not a crash
-                    return False, f"online store check failed: {error}"
+        for name, slot in self.slots.items():
+            online = slot.current.online if slot.current is not None else None
+            if online is not None and not online.ping():  # ping never raises; bounded by its timeout
+                return False, f"online feature store of {name} not answering"
         return True, "ok"
 
     def close(self) -> None:

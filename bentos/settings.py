@@ -28,6 +28,15 @@ class ExperimentSettings(BaseModel):
         return bool(self.name and self.treatment)
 
 
+class OnlineFeatureSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    repo_path: str = Field("feature_repo", description="Feast repo directory")
+    fs_yaml: str = Field("feature_store.yaml", description="feature_store.yaml variant (e.g. the Redis one)")
+    clock: str = Field("wall", pattern="^(wall|snapshot)$", description="freshness measured against")
+    max_age_hours: float = Field(36.0, gt=0, description="older online rows count as missing")
+    item_refresh_seconds: float = Field(300.0, gt=0, description="item feature table refresh period")
+
+
 class ServingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(description="model reference: models:/<name>@<alias>, bento:<tag> or a path")
@@ -39,6 +48,7 @@ class ServingSettings(BaseModel):
     kafka_bootstrap_servers: str | None = None
     feedback_topic: str = "recsys.events"
     log_dir: str = "data/serving/logs"
+    online_features: OnlineFeatureSettings = OnlineFeatureSettings()
     workers: int = Field(1, ge=1, description="BentoML worker processes")
     access_log: bool = Field(False, description="BentoML's per-request access log lines")
     trace_api: bool = Field(False, description="OpenTelemetry spans for the API routes")
@@ -59,6 +69,9 @@ ENV = {
     "KAFKA_BOOTSTRAP_SERVERS": (None, "kafka_bootstrap_servers"),
     "RECSYS_FEEDBACK_TOPIC": (None, "feedback_topic"),
     "RECSYS_LOG_DIR": (None, "log_dir"),
+    "RECSYS_FEATURE_REPO": ("online_features", "repo_path"),
+    "RECSYS_FEATURE_STORE_YAML": ("online_features", "fs_yaml"),
+    "RECSYS_FEATURE_CLOCK": ("online_features", "clock"),
     "RECSYS_WORKERS": (None, "workers"),
     "RECSYS_ACCESS_LOG": (None, "access_log"),
     "RECSYS_TRACE_API": (None, "trace_api"),
@@ -78,14 +91,16 @@ def load_settings(path: str | Path | None = None, environ: dict | None = None) -
         if unknown:
             raise ValueError(f"{path}: unknown in_bento key(s) {sorted(unknown)}")
         data.update(overrides)
-    data.setdefault("experiment", {})
-    data["experiment"] = data["experiment"] or {}
+    for section in ("experiment", "online_features"):
+        data[section] = data.get(section) or {}
     for name, (section, key) in ENV.items():
         if name in environ:
             value = environ[name] or None
             (data[section] if section else data)[key] = value
     settings = ServingSettings.model_validate(data)
-    updates = {"cache_dir": str(resolve_path(settings.cache_dir)), "log_dir": str(resolve_path(settings.log_dir))}
+    updates = {"cache_dir": str(resolve_path(settings.cache_dir)), "log_dir": str(resolve_path(settings.log_dir)),
+               "online_features": settings.online_features.model_copy(
+                   update={"repo_path": str(resolve_path(settings.online_features.repo_path))})}
     if settings.tracking_uri.startswith("sqlite:///") and not settings.tracking_uri.startswith("sqlite:////"):
         updates["tracking_uri"] = "sqlite:///" + str(resolve_path(settings.tracking_uri[len("sqlite:///"):]))
     return settings.model_copy(update=updates)

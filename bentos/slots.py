@@ -31,6 +31,7 @@ class Loaded:
     recommender: Any
     meta: dict
     resolved: Resolved
+    online: Any = None  # the online feature provider attached by the prepare hook (None: no store features)
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -41,7 +42,7 @@ class Loaded:
 
 class ModelSlot:
     def __init__(self, name: str, ref: str, tracking_uri: str, cache_dir: str,
-                 prepare: Callable[[Any], None] | None = None):
+                 prepare: Callable[[Any], Any] | None = None):
         self.name, self.ref = name, ref
         self.tracking_uri, self.cache_dir = tracking_uri, cache_dir
         self.prepare = prepare  # wires hooks and warms up a freshly loaded Recommender before it serves
@@ -64,15 +65,14 @@ class ModelSlot:
                 return None
             started = time.perf_counter()
             recommender, meta = load_bundle(path)
-            if self.prepare is not None:
-                self.prepare(recommender)
+            online = self.prepare(recommender) if self.prepare is not None else None
         except Exception:
             self._failed = (resolved.key, time.monotonic())
             raise
         self._failed = None
         log.info("slot %s: loaded %s (version %s) in %.1fs", self.name, resolved.key, meta.get("version"),
                  time.perf_counter() - started)
-        return Loaded(recommender, meta, resolved)
+        return Loaded(recommender, meta, resolved, online)
 
     def try_check(self) -> Loaded | None:
         try:
