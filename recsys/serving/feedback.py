@@ -86,11 +86,62 @@ def _timestamps(values: pd.Series | None, n: int, now: float) -> pd.Series:
     return pd.Series(out, dtype="datetime64[ns, UTC]")
 
 
+FAST_MAX = 100  # events per call taking the per-event path below
+
+
+def fast_events(events, now: float) -> list[tuple] | None:
+    """(user_id, item_id, event_type, seconds) for a short list of well-formed events with string ids and
+    epoch-second (or no) timestamps: what the service's /feedback and the stream send. None means "take
+    the DataFrame path", which also produces the precise error for a bad event."""
+    if isinstance(events, dict):
+        events = [events]
+    if not isinstance(events, (list, tuple)) or len(events) > FAST_MAX:
+        return None
+    out = []
+    for e in events:
+        if not isinstance(e, dict):
+            return None
+        u, i, kind, ts = e.get(USER_ID), e.get(ITEM_ID), e.get(EVENT_TYPE), e.get(TIMESTAMP)
+        if not (isinstance(u, str) and isinstance(i, str) and 0 < len(u) <= MAX_ID_LENGTH
+                and 0 < len(i) <= MAX_ID_LENGTH and kind in FEEDBACK_TYPES):
+            return None
+        if ts is None:
+            ts = now
+        elif isinstance(ts, bool) or not isinstance(ts, Real) or not np.isfinite(ts):
+            return None
+        # the same rounding to nanoseconds as the DataFrame path (History keeps seconds as float)
+        out.append((u, i, kind, pd.Timestamp(float(ts), unit="s").value / 1e9))
+    return out
+
+
+def _append(history, user: str, pos: int, seconds: float, weight: float) -> bool:
+    """Append one event at the end of a user's history (the usual case: events arrive in time order).
+    False when it would not be the newest (History.add then merges it in time order). History has no
+    single-event method; a DataFrame per event costs ~5 ms, so its arrays are extended here, read-modify-
+    write under the Recommender's lock, with the same dtypes History.add produces."""
+    items, times = history._items.get(user), history._ts.get(user)
+    if items is None:
+        history._items[user] = np.array([pos], dtype=np.int64)
+        history._ts[user] = np.array([seconds])
+        history._w[user] = np.array([weight])
+        return True
+    if len(times) and seconds < times[-1]:
+        return False
+    history._ts[user] = np.append(times, seconds)
+    history._w[user] = np.append(history._w[user], weight)
+    history._items[user] = np.append(items, np.int64(pos))  # last: `user in history` sees a whole event
+    return True
+
+
 def apply(rec, events) -> dict:
     """Apply feedback (DataFrame / list of dicts: user_id, item_id, event_type, timestamp) to the online
     state: history (so the next recommend personalises on and filters it) and impression fatigue
     (engagement clears it; event_type "impression" adds to it). Returns counts."""
-    frame = normalise_events(events, rec.clock())
+    now = rec.clock()
+    quick = fast_events(events, now) if all(hasattr(rec.history, a) for a in ("_items", "_ts", "_w")) else None
+    if quick is not None:
+        return _apply_fast(rec, quick)
+    frame = normalise_events(events, now)
     pos = rec.catalog.positions(frame[ITEM_ID].to_numpy())
     is_imp = (frame[EVENT_TYPE] == IMPRESSION).to_numpy()
     with rec._lock:
@@ -99,7 +150,7 @@ def apply(rec, events) -> dict:
                 rec.impressions.record(user, block._p.to_numpy(), block.timestamp.max().timestamp())
             else:
                 rec.impressions.engage(user, block._p.to_numpy())
-        events_ = frame[~is_imp]
+        events_ = frame[~is_imp & (pos >= 0)]  # items outside the catalogue: not history (nor journal)
         if len(events_):
             rec.history.add(events_)
             seconds = (events_[TIMESTAMP].astype("int64") / 1e9).tolist()
@@ -107,3 +158,27 @@ def apply(rec, events) -> dict:
                                    events_[EVENT_TYPE].tolist(), seconds))
     return {"applied": int((pos >= 0).sum()), "unknown_items": int((pos < 0).sum()),
             "impressions": int(is_imp.sum())}
+
+
+def _apply_fast(rec, events: list[tuple]) -> dict:
+    applied = unknown = impressions = 0
+    late = []
+    weights = rec.history.event_weights
+    with rec._lock:
+        for user, item, kind, seconds in events:
+            pos = rec.catalog.index.get(item, -1)
+            impressions += kind == IMPRESSION
+            if pos < 0:
+                unknown += 1
+                continue
+            applied += 1
+            if kind == IMPRESSION:
+                rec.impressions.record(user, [pos], seconds)
+                continue
+            rec.impressions.engage(user, [pos])
+            if not _append(rec.history, user, pos, seconds, float(weights.get(kind, 1.0))):
+                late.append((user, item, kind, pd.Timestamp(seconds, unit="s", tz="UTC")))
+            rec.journal.append((user, item, kind, seconds))
+        if late:
+            rec.history.add(pd.DataFrame(late, columns=[USER_ID, ITEM_ID, EVENT_TYPE, TIMESTAMP]))
+    return {"applied": applied, "unknown_items": unknown, "impressions": impressions}

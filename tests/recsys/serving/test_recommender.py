@@ -202,3 +202,21 @@ def test_hot_reload_hand_over_keeps_online_state(make):
     new.adopt_online_state(old)
     assert "b2" in new.blocklist.ids and "fresh" in new.history
     assert set(new.catalog.item_ids[new.impressions.to_frame().query("user_id == 'u9'").item_pos]) == set(shown)
+
+
+def test_per_event_feedback_matches_the_dataframe_path(make):
+    fast, slow = make(), make()
+    events = [{"user_id": u, "item_id": i, "event_type": t, "timestamp": ts} for u, i, t, ts in [
+        ("u1", "b2", "click", 1.9e9), ("u1", "b3", "booking", 1.9e9 + 5), ("new", "a1", "view", 1.9e9),
+        ("u1", "a0", "view", 1.0e9),  # older than u1's history: merged in time order, not appended
+        ("u2", "zz", "click", 1.9e9), ("u2", "a3", "impression", 1.9e9)]]
+    results = [fast.record_feedback(e) for e in events]  # one event per call: the per-event path
+    assert [r["applied"] for r in results] == [1, 1, 1, 1, 0, 1] and results[5]["impressions"] == 1
+    frame = pd.DataFrame(events).assign(timestamp=lambda d: pd.to_datetime(d.timestamp, unit="s", utc=True))
+    assert slow.record_feedback(frame) == {"applied": 5, "unknown_items": 1, "impressions": 1}
+    for user in ("u1", "u2", "new"):
+        np.testing.assert_array_equal(fast.history.items(user), slow.history.items(user))
+        np.testing.assert_array_equal(fast.history.timestamps(user), slow.history.timestamps(user))
+        np.testing.assert_array_equal(fast.history._w[user], slow.history._w[user])
+    assert np.all(np.diff(fast.history.timestamps("u1")) >= 0)
+    assert len(fast.journal) == len(slow.journal) == 4
