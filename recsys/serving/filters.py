@@ -56,8 +56,8 @@ class SeenPolicy:
         if self.all or not len(items):
             return items
         # History keeps per-event weights privately (recsys.features.history); read them, never write.
-        weights = history._w.get(user_id)
-        return items[np.isin(weights, self.weights)]
+        weights = history._w.get(user_id)[: len(items)]  # a concurrent append may have grown it already
+        return items[: len(weights)][np.isin(weights, self.weights)]
 
 
 class ItemSet:
