@@ -74,6 +74,8 @@ class History:
         weights = interactions[EVENT_TYPE].map(self.event_weights).fillna(1.0).to_numpy(dtype=np.float64)
         frame = pd.DataFrame({"u": interactions[USER_ID].astype(str).to_numpy(), "i": pos, "t": ts, "w": weights})
         frame = frame[frame.i >= 0].sort_values(["u", "t"], kind="stable")
+        if frame.empty:  # only items outside the catalogue: nothing to add
+            return
         users = frame.u.to_numpy()
         cuts = np.flatnonzero(users[1:] != users[:-1]) + 1
         bounds = zip(np.r_[0, cuts], np.r_[cuts, len(frame)])
