@@ -120,7 +120,7 @@ class Recommender:
         if exclude is not None and len(exclude):
             pos = self.catalog.positions(exclude[ITEM_ID].to_numpy())
             frame = pd.DataFrame({"u": exclude[USER_ID].astype(str).to_numpy(), "p": pos})
-            extra = frame[frame.p >= 0].groupby("u").p.agg(lambda s: s.to_numpy()).to_dict()
+            extra = {u: g.to_numpy() for u, g in frame[frame.p >= 0].groupby("u").p}
         now, none, empty = self.clock(), ParsedContext(), np.empty(0, np.int64)
         excluded = {u: self._excluded(u, extra.get(u, empty), now) for u in dict.fromkeys(user_ids)}
         known = [u for u in excluded if u in self.history]

@@ -19,13 +19,13 @@ def test_batch_predict_writes_k_unknown_items_per_user(tiny_recommender, tiny_da
         written = pd.read_csv(output, dtype={"user_id": str, "item_id": str})
     else:
         written = pd.read_parquet(output)
-    assert list(written.columns) == ["user_id", "rank", "item_id", "score", "source", "model_version"]
+    assert list(written.columns) == ["user_id", "rank", "item_id", "score", "source", "stage", "model_version"]
     assert len(written) == len(recs) == 4 * len(users)
     assert set(written.user_id) == set(users.user_id)
     assert (written.groupby("user_id").size() == 4).all()
     known = written.merge(ds.interactions[["user_id", "item_id"]], on=["user_id", "item_id"])
     assert known.empty
-    assert set(written[written.user_id == "brand-new"].source) == {"cold_start"}
+    assert set(written[written.user_id == "brand-new"].stage) == {"cold_start"}
 
 
 def test_batch_predict_adds_only_interactions_newer_than_the_history(tiny_recommender, tiny_dataset, tmp_path):

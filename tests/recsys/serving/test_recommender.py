@@ -220,3 +220,15 @@ def test_per_event_feedback_matches_the_dataframe_path(make):
         np.testing.assert_array_equal(fast.history._w[user], slow.history._w[user])
     assert np.all(np.diff(fast.history.timestamps("u1")) >= 0)
     assert len(fast.journal) == len(slow.journal) == 4
+
+
+def test_batch_exclude_masks_more_items_like_single_exclude(make):
+    rec = make({"filters": {"record_impressions": False}})
+    first = {u: [r["item_id"] for r in rec.recommend(u, 3)] for u in ("u1", "v1")}
+    mask = pd.DataFrame({"user_id": ["u1", "v1", "v1", "nobody"],
+                         "item_id": [first["u1"][0], first["v1"][0], "zz", "a0"]})
+    batch = rec.recommend_batch(["u1", "v1", "nobody"], 3, exclude=mask)
+    for user, block in batch.groupby("user_id"):
+        masked = list(mask[mask.user_id == user].item_id)
+        assert not set(block.item_id) & set(masked)
+        assert list(block.item_id) == [r["item_id"] for r in rec.recommend(user, 3, exclude=masked)]
