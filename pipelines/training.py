@@ -1,11 +1,14 @@
 """Training pipeline: data -> split -> two-tower + index -> candidates -> ranker -> Recommender -> evaluate
--> quality gate -> register (bundle, MLflow version + alias, ZenML model stage) when the gate passes."""
+-> quality gate -> register (bundle, MLflow version + alias, ZenML model stage) when the gate passes.
+With `store_features`, the features sub-pipeline (job -> feast apply -> materialize) runs first and the
+ranker reads Feast's point-in-time features."""
 
 from typing import Any, Dict, Optional
 
 from zenml import pipeline
 
 from pipelines.data import data_pipeline
+from pipelines.features import feature_store_pipeline
 from steps.cache import CACHE_POLICY
 from steps.data import split_data
 from steps.evaluation import evaluate, quality_gate
@@ -20,15 +23,17 @@ from steps.training import (
 
 
 @pipeline(cache_policy=CACHE_POLICY)  # reuse a step only while recsys/ is unchanged
-def train_pipeline(source: str = "synthetic", source_params: Optional[Dict[str, Any]] = None):
-    """`source` / `source_params` choose the dataset (recsys.data.loader); every other value is a step
-    parameter in the config file."""
+def train_pipeline(source: str = "synthetic", source_params: Optional[Dict[str, Any]] = None,
+                   store_features: bool = False):
+    """`source` / `source_params` choose the dataset (recsys.data.loader); `store_features` adds the feature
+    store's features to the ranker; every other value is a step parameter in the config file."""
     interactions, items, users = data_pipeline(source, source_params)
+    feature_store = feature_store_pipeline(interactions, items) if store_features else None
     train, valid, test = split_data(interactions)
     two_tower = train_retrieval(train, valid, items, users)
     ann_index = build_ann_index(two_tower)
     generator, recall = generate_candidates(train, valid, items, users, two_tower, ann_index)
-    ranker, importance = train_ranker(generator, train, valid, items, users)
+    ranker, importance = train_ranker(generator, train, valid, items, users, feature_store=feature_store)
     recommender = assemble_recommender(generator, ranker, items, users, train, valid)
     metrics, _ = evaluate(recommender, train, valid, test, items)
     gate_passed = quality_gate(metrics)

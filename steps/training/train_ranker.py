@@ -1,10 +1,14 @@
-"""Step: learn to rank the candidates (LightGBM lambdarank or XGBoost rank:ndcg), labelled by valid."""
+"""Step: learn to rank the candidates (LightGBM lambdarank or XGBoost rank:ndcg), labelled by valid.
+
+With `feature_store` (the features sub-pipeline's output) the ranker also reads the Feast features, joined
+point-in-time at each user's last train interaction (recsys.features.provider.PointInTimeFeatures)."""
 
 from typing import Annotated, Any, Dict, Optional, Tuple
 
 import pandas as pd
 from zenml import step
 
+from recsys.features.provider import PointInTimeFeatures
 from recsys.ranking.model import RankingModel
 from recsys.retrieval.candidates import CandidateGenerator
 from recsys.training import fit_ranker
@@ -16,11 +20,13 @@ from steps.names import FEATURE_IMPORTANCE, RANKER
 @step(output_materializers={RANKER: InRunPickleMaterializer})
 def train_ranker(candidate_generator: CandidateGenerator, train_interactions: pd.DataFrame,
                  valid_interactions: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame,
-                 params: Optional[Dict[str, Any]] = None) -> Tuple[
+                 params: Optional[Dict[str, Any]] = None, feature_store: Optional[Dict[str, Any]] = None,
+                 ) -> Tuple[
     Annotated[RankingModel, RANKER],
     Annotated[pd.DataFrame, FEATURE_IMPORTANCE],
 ]:
     """`params` go to recsys.training.fit_ranker (kind, params, num_rounds, features, ...)."""
+    store = PointInTimeFeatures(feature_store["repo_path"], feature_store["fs_yaml"]) if feature_store else None
     ranker, importance = fit_ranker(candidate_generator, train_interactions, valid_interactions, items, users,
-                                    params or {})
+                                    params or {}, store)
     return ranker, importance  # a literal tuple: ZenML reads the return statement to count outputs
