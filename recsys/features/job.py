@@ -63,7 +63,9 @@ def _run_on_spark(interactions, items, spec, out_dir, last, settings: dict) -> N
 
     from recsys.features.spark_job import run_spark_job, spark_session
 
-    existed = SparkSession.getActiveSession() is not None
+    # A session someone else started (a notebook, the test suite) is theirs to stop; getActiveSession is
+    # per thread, the class attribute sees one started on any thread.
+    existed = SparkSession.getActiveSession() is not None or SparkSession._instantiatedSession is not None
     spark = spark_session(settings.get("master", "local[*]"), settings.get("app_name", "recsys-features"),
                           settings.get("conf"))
     try:

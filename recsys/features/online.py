@@ -10,7 +10,8 @@ Freshness. Feast does not apply a feature view's TTL to online reads (feast #682
 keeps their last row. The point-in-time join used in training returns nothing for such a row, so this
 provider does the same: a row older than `max_age` is treated as missing, and counted (`status()`).
 `clock="wall"` measures age against the wall clock (production); `clock="snapshot"` against the newest
-snapshot in the store, for replaying a historical dataset whose rows are all old by the wall clock.
+snapshot read from the store so far (the item table is read first), for replaying a historical dataset
+whose rows are all old by the wall clock.
 
 Failures never fail a request: a read that raises (store down, locked) yields missing features, counted as
 errors; `ping()` is the cheap health check the service's /readyz calls.
@@ -46,7 +47,8 @@ class OnlineFeatures(StoreFeatures):
         self.item_refresh_seconds = float(item_refresh_seconds)
         self.retry_after = float(retry_after)
         self._down_until = 0.0  # after a failed read, requests skip the store until then (no one waits on it)
-        self._item_ids = item_ids if callable(item_ids) else (lambda ids=item_ids: ids)
+        # the catalogue's ids (a callable: the catalogue may grow while serving); none = no item table
+        self._item_ids = item_ids if callable(item_ids) else (lambda ids=list(item_ids or ()): ids)
         self._store, self._services = store, {}
         self._lock = threading.Lock()  # one Feast client; sqlite shares one connection across threads
         self._refreshing = threading.Lock()
@@ -111,6 +113,8 @@ class OnlineFeatures(StoreFeatures):
                                "was trained on (python run.py --pipeline features)")
             stamps = np.asarray(raw[f"{names[0]}__ts"], dtype=np.float64)
             present = stamps > 0
+            if self.clock == "snapshot" and present.any():  # the newest snapshot seen is "now"
+                self._snapshot_now = now = max(now, float(stamps.max()))
             fresh = present & (now - stamps <= self.max_age)
             self.counts[f"{view}.missing"] += int((~present).sum())
             self.counts[f"{view}.stale"] += int((present & ~fresh).sum())
@@ -141,13 +145,10 @@ class OnlineFeatures(StoreFeatures):
         """Reload every catalogue item's row (one lookup); returns the number of fresh rows."""
         with self._refreshing:
             ids = [str(i) for i in self._item_ids()]
-            raw = self._read(ITEM_SERVICE, ITEM_KEY, ids)
+            raw = self._read(ITEM_SERVICE, ITEM_KEY, ids) if ids else {}
             if raw is None:  # keep serving the previous table
                 return 0
-            stamps = np.asarray(raw[f"{self.spec.names(ITEM_VIEWS[0])[0]}__ts"], dtype=np.float64)
-            if self.clock == "snapshot" and (stamps > 0).any():
-                self._snapshot_now = float(stamps.max())
-            frame = self._frame(raw, ITEM_VIEWS, len(ids))
+            frame = self._frame(raw, ITEM_VIEWS, len(ids)) if ids else pd.DataFrame(columns=self.item_columns)
             frame.index = pd.Index(ids)
             self._items, self._items_loaded_at = frame.apply(pd.to_numeric, errors="coerce"), time.time()
             self.counts["item_refreshes"] += 1
