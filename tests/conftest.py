@@ -6,6 +6,7 @@ with the project's `recsys-local` stack registered (state under <tmp>/data) and 
 """
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,8 @@ def clean_zenml_client(tmp_path_factory):
     GlobalConfiguration._reset_instance()
     Client._reset_instance()
     root = tmp_path_factory.mktemp("zenml-project")
+    # The Feast repo too: pipelines apply it and its state (data/feast, data/features) lands under root/data.
+    shutil.copytree(PROJECT_ROOT / "feature_repo", root / "feature_repo", ignore=shutil.ignore_patterns("__pycache__"))
     os.environ["ZENML_CONFIG_PATH"] = str(root / ".zenconfig")
     os.environ.pop("ZENML_REPOSITORY_PATH", None)
     os.chdir(root)

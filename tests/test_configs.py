@@ -33,17 +33,23 @@ def load(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def pipelines():
-    """{prefix: (pipeline, its step invocations)}, wired with default pipeline parameters (no run)."""
+    """path -> (pipeline, its step invocations), wired with the config's pipeline parameters (no run): a
+    parameter may add steps (train_pipeline's `store_features` adds the features sub-pipeline)."""
     from zenml.utils import source_utils
 
     source_utils.set_custom_source_root(str(PROJECT_ROOT))
-    try:
-        prepared = {}
-        for prefix, (module, name) in PIPELINES.items():
+    prepared = {}
+
+    def wire(path: Path):
+        if path not in prepared:
+            module, name = PIPELINES[path.stem.split("_")[0]]
             pipeline = getattr(importlib.import_module(module), name).copy()
-            pipeline.prepare()
-            prepared[prefix] = (pipeline, pipeline.invocations)
-        yield prepared
+            pipeline.prepare(**(load(path).get("parameters") or {}))
+            prepared[path] = (pipeline, pipeline.invocations)
+        return prepared[path]
+
+    try:
+        yield wire
     finally:
         source_utils.set_custom_source_root(None)
 
@@ -72,7 +78,7 @@ def test_config_keys_are_real(path, pipelines):
     assert config.get("model", {}).get("name"), "every run versions a named ZenML model"
     assert not set(config["model"]) - set(Model.model_fields), "unknown model keys"
 
-    pipeline, invocations = pipelines[path.stem.split("_")[0]]
+    pipeline, invocations = pipelines(path)
     assert not set(config.get("parameters", {})) - set(inspect.signature(pipeline.entrypoint).parameters)
     for step_name, step_config in (config.get("steps") or {}).items():
         assert step_name in invocations, f"{step_name!r} is not a step of {pipeline.name}: {list(invocations)}"
@@ -84,7 +90,7 @@ def test_config_keys_are_real(path, pipelines):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_required_step_parameters_are_set(path, pipelines):
     config = load(path)
-    _, invocations = pipelines[path.stem.split("_")[0]]
+    _, invocations = pipelines(path)
     for name, invocation in invocations.items():
         signature = inspect.signature(invocation.step.entrypoint).parameters
         required = {p for p in settable_parameters(invocation) if signature[p].default is inspect.Parameter.empty}

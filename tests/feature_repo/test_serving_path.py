@@ -1,0 +1,71 @@
+"""A Recommender whose ranker reads store features: point-in-time as trained and saved, online once the
+service attaches the online store (one online lookup per request), and no Feast at all when it has none."""
+
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from recsys.features.definitions import USER_ACTIVITY, features_dir
+from recsys.features.offline import read_view
+from recsys.features.online import OnlineFeatures, attach_online_features
+from recsys.features.provider import PointInTimeFeatures
+from recsys.features.store import apply_repo, materialize, open_store
+from recsys.serving.recommender import Recommender
+from recsys.training import build_recommender, fit_candidate_generator, fit_ranker
+from tests.feature_repo.repo import copy_repo, write_features
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_dataset):
+    ds = tiny_dataset
+    repo = copy_repo(tmp_path_factory.mktemp("serving"))
+    summary = write_features(repo, ds.interactions, ds.items)
+    apply_repo(repo)
+    materialize(open_store(repo), pd.Timestamp(summary["last_snapshot"]).to_pydatetime())
+    cut = ds.interactions.groupby("user_id").cumcount(ascending=False)
+    train, valid = ds.interactions[cut >= 1], ds.interactions[cut == 0]
+    generator = fit_candidate_generator(train, valid, ds.items, ds.users)
+    ranking, _ = fit_ranker(generator, train, valid, ds.items, ds.users, {"num_rounds": 10, "n_seeds": 1},
+                            store=PointInTimeFeatures(repo))
+    return ds, repo, summary, generator, ranking
+
+
+def recommender(trained) -> Recommender:
+    ds, _, _, generator, ranking = trained
+    return build_recommender(generator, ranking, ds.items, ds.users, ds.interactions)
+
+
+def test_the_saved_model_reopens_its_offline_store_lazily(trained, tmp_path):
+    rec = recommender(trained)
+    before = rec.recommend_batch(["u00001", "u00002"], k=5)
+    rec.save(tmp_path / "bundle")
+    loaded = Recommender.load(tmp_path / "bundle")
+    store = loaded.ranking.features.store
+    assert isinstance(store, PointInTimeFeatures) and store._store is None  # nothing opened by loading
+    assert store.repo_path == str(trained[1]) and store.spec == rec.ranking.features.store.spec
+    after = loaded.recommend_batch(["u00001", "u00002"], k=5)
+    pd.testing.assert_frame_equal(before[["user_id", "item_id"]], after[["user_id", "item_id"]])
+
+
+def test_attached_online_store_one_lookup_per_request(trained):
+    ds, repo, summary, *_ = trained
+    rec = recommender(trained)
+    online = attach_online_features(rec, str(repo), clock="snapshot", max_age=timedelta(days=2))
+    assert isinstance(online, OnlineFeatures) and rec.ranking.features.store is online and online.ping()
+    calls = []
+    real = online.store.get_online_features
+    online.store.get_online_features = lambda *a, **kw: calls.append(kw["entity_rows"]) or real(*a, **kw)
+    table = read_view(features_dir(repo), USER_ACTIVITY)
+    user = table[table.event_timestamp == pd.Timestamp(summary["last_snapshot"])].user_id.iloc[0]
+    recs = rec.recommend(user, k=5)
+    assert len(recs) == 5
+    assert calls == [[{"user_id": user}]], "a request reads the user's row once; items come from memory"
+    assert online.counts[f"{USER_ACTIVITY}.fresh"] == 1 and online.status()["item_table_age_seconds"] is not None
+
+
+def test_a_recommender_without_store_features_needs_no_feast(tiny_recommender):
+    assert attach_online_features(tiny_recommender, "/nonexistent/feature_repo") is None
+    assert len(tiny_recommender.recommend("u00001", k=3)) == 3
