@@ -45,6 +45,15 @@ DEFAULTS = {
         "segment_columns": None,  # users-table columns that define segments (None: every categorical one)
         "pool": 100,  # trending / content items considered before re-ranking
     },
+    # Ranked candidates per user (recsys/serving/ranked.py), kept until the user's history or the models
+    # change; request-time filters, re-ranking and impressions still apply on every call.
+    "cache": {
+        "enabled": True,
+        "max_mb": 256,  # memory budget, least recently used users out first (~4 KB a user at 220 candidates)
+        # candidates explained beyond the re-rank pool (or k), so a list reaching a little deeper after
+        # filtering needs no second pass; each costs ~10 us on a miss
+        "explain_margin": 10,
+    },
     "explain": {
         "enabled": True,  # reason texts in recommend() (recommend_batch never explains)
         "factors": 2,  # ranker feature contributions named per item

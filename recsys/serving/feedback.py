@@ -153,6 +153,7 @@ def apply(rec, events) -> dict:
         events_ = frame[~is_imp & (pos >= 0)]  # items outside the catalogue: not history (nor journal)
         if len(events_):
             rec.history.add(events_)
+            rec.ranked.invalidate(pd.unique(events_[USER_ID]))  # their ranked lists read the old history
             seconds = (events_[TIMESTAMP].astype("int64") / 1e9).tolist()
             rec.journal.extend(zip(events_[USER_ID].tolist(), events_[ITEM_ID].tolist(),
                                    events_[EVENT_TYPE].tolist(), seconds))
@@ -176,6 +177,7 @@ def _apply_fast(rec, events: list[tuple]) -> dict:
                 rec.impressions.record(user, [pos], seconds)
                 continue
             rec.impressions.engage(user, [pos])
+            rec.ranked.invalidate((user,))  # the user's ranked list read the old history
             if not _append(rec.history, user, pos, seconds, float(weights.get(kind, 1.0))):
                 late.append((user, item, kind, pd.Timestamp(seconds, unit="s", tz="UTC")))
             rec.journal.append((user, item, kind, seconds))

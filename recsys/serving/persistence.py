@@ -103,6 +103,7 @@ def add_items(rec, items: pd.DataFrame) -> int:
         if flagged:
             rec.unavailable.add(flagged)
         rec._configure()
+    rec.models_changed()  # new items can now be retrieved: every ranked list is stale
     return len(new)
 
 

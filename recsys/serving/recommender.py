@@ -32,6 +32,7 @@ from recsys.serving.errors import InvalidRequest
 from recsys.serving.explain import Explainer
 from recsys.serving.filters import ImpressionLog, ItemSet, SeenPolicy, event_type_of_weight
 from recsys.serving.rerank import Reranker, parse_rules
+from recsys.serving.ranked import UNCACHEABLE, RankedCache, compute, stamps_of_store
 from recsys.serving.stages import Slate, _timed
 
 MAX_K = 1000
@@ -58,7 +59,11 @@ class Recommender:
         # Events applied by record_feedback, for adopt_online_state: compact tuples, the newest MAX_JOURNAL.
         self.journal: collections.deque = collections.deque(maxlen=MAX_JOURNAL)
         self._lock = threading.Lock()
+        # Bumped when the models change in place (refit, trend refresh, new items): every cached ranked list
+        # of this object and of its variants (which share the models) is then stale.
+        self._models_epoch = [0]
         self._configure()
+        self.ranked = self._new_cache()
 
     def _configure(self) -> None:
         """Objects derived from config and catalogue (rebuilt by variant() and add_items())."""
@@ -159,6 +164,8 @@ class Recommender:
     def update_history(self, interactions: pd.DataFrame) -> None:
         """Add known interactions in bulk (batch inference, refresh): no validation, no journal."""
         self.history.add(interactions)
+        if len(interactions):
+            self.ranked.invalidate(pd.unique(interactions[USER_ID].astype(str)))
 
     def set_blocklist(self, item_ids) -> None:
         """Replace the blocked items (the service's admin endpoint). Persisted with the bundle."""
@@ -181,6 +188,35 @@ class Recommender:
         """Re-fit the cold-start trends on the current history (recsys.training.refresh_recommender)."""
         self.cold.fit(self.history)
         self._cold_cache = {}
+        self.models_changed()
+
+    def models_changed(self) -> None:
+        """Drop every cached ranked list: call after changing the models in place (refresh_recommender
+        refits the sources and item statistics, then refresh_trends calls this)."""
+        self._models_epoch[0] += 1
+        self.ranked.clear()
+
+    def warm(self, user_ids=None, explain: bool = True, stop=None) -> int:
+        """Compute and cache ranked candidates for known users in batches (the service runs this in the
+        background after a load, and before a hot-reload swap): `user_ids` in order (default: every known
+        user, most recently active first), until the cache's memory budget is reached or `stop()` is
+        true. Returns how many entries were computed."""
+        if not self.ranked.enabled:
+            return 0
+        if user_ids is None:
+            users = self.history.users
+            user_ids = [users[i] for i in np.argsort(-self.history.last_time(users), kind="stable")]
+        todo = [u for u in dict.fromkeys(map(str, user_ids)) if u in self.history and u not in self.ranked]
+        depth = self._explain_depth(10) if explain and self.config["explain"]["enabled"] else 0
+        done, size = 0, max(1, min(self.config["batch_size"], 64))
+        for start in range(0, len(todo), size):
+            if stop is not None and stop():
+                break
+            entries = self._ranked(todo[start:start + size], depth, {})
+            done += len(entries)
+            if self.ranked.nbytes + max(e.nbytes for e in entries) * size > self.ranked.max_bytes:
+                break
+        return done
 
     def context_schema(self) -> dict[str, str]:
         """Accepted context keys and what they take (for API docs)."""
@@ -192,6 +228,8 @@ class Recommender:
         other = copy.copy(self)
         other.config = resolve_config(config, self.config)
         other._configure()
+        if other._entry_settings() != self._entry_settings():  # other ranked lists: a cache of its own
+            other.ranked = other._new_cache()
         return other
 
     def adopt_online_state(self, previous: Recommender) -> None:
@@ -222,6 +260,48 @@ class Recommender:
         return np.unique(np.concatenate([self.seen.positions(self.history, user_id), explicit,
                                          self.blocklist.positions, self.unavailable.positions,
                                          self.impressions.fatigued(user_id, now)]).astype(np.int64))
+
+    def _new_cache(self) -> RankedCache:
+        c = self.config["cache"]
+        return RankedCache(int(c["max_mb"] * 2**20), c["enabled"])
+
+    def _entry_settings(self) -> tuple:
+        """The settings a ranked list depends on (a variant differing in these keeps its own cache)."""
+        c = self.config
+        return (c["rank"], c["score_source"], c["filters"]["seen_event_types"], repr(c["explain"]),
+                repr(c["cache"]), c["compile_ranker"])
+
+    def _explain_depth(self, k: int) -> int:
+        """Candidates explained per ranked list: the re-rank pool (or k) plus a margin."""
+        return max(self.reranker.pool, k) + int(self.config["cache"]["explain_margin"])
+
+    def _stamps(self, users) -> list:
+        """What each user's ranked list is computed from: the models' epoch, the history length (histories
+        only grow: any new event changes it) and the online feature row when the ranker reads one."""
+        epoch, items = self._models_epoch[0], self.history.items
+        store = stamps_of_store(self, users)
+        return [(epoch, len(items(u)), s) for u, s in zip(users, store)]
+
+    def _ranked(self, users, depth: int, timer, recompute: bool = False) -> list:
+        """Each user's ranked candidates, from the cache when its stamp is current, else computed in
+        batches of `batch_size` (explained `depth` deep) and cached."""
+        stamps = self._stamps(users)
+        cache = self.ranked
+        out = [None if recompute else cache.get(u, st) for u, st in zip(users, stamps)]
+        missing = [r for r, e in enumerate(out) if e is None]
+        cache.counts["hits"] += len(users) - len(missing)
+        cache.counts["misses"] += len(missing)
+        size = self.config["batch_size"]
+        for start in range(0, len(missing), size):
+            block = missing[start:start + size]
+            epoch = cache.epoch
+            seen = [np.unique(self.seen.positions(self.history, users[r])).astype(np.int64) for r in block]
+            entries = compute(self, [users[r] for r in block], seen, timer, depth, [stamps[r] for r in block])
+            for r, entry in zip(block, entries):
+                out[r] = entry
+                if stamps[r][2] is not UNCACHEABLE:
+                    cache.put(users[r], entry, epoch)
+        return out
 
     def _personal(self, users, excluded, parsed: ParsedContext, k, timer, explain) -> list[Slate]:
         return stages.personal(self, users, excluded, parsed, k, timer, explain)

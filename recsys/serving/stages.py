@@ -7,17 +7,17 @@ each stays readable (the filter, re-rank, cold-start and explain logic itself is
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
+from recsys.serving import ranked
 from recsys.serving.cold_start import interleave
 from recsys.serving.context import ParsedContext
 from recsys.serving.errors import UnknownItem
 from recsys.serving.explain import rule_text
+from recsys.serving.ranked import timed as _timed
 
 
 @dataclass
@@ -36,65 +36,74 @@ class Slate:
 
 
 def personal(rec, users, excluded, parsed: ParsedContext, k, timer, explain) -> list[Slate]:
-    with _timed(timer, "retrieve"):
-        cands = rec.generator.generate(users, rec.history, _exclusion_matrix(excluded, len(rec.catalog)))
-    if parsed.mask is not None:  # context filter right after retrieval: the ranker sees only matches
-        with _timed(timer, "filter"):
-            drop = cands.valid & ~parsed.mask[np.maximum(cands.positions, 0)]
-            cands.positions[drop] = -1
-            for s in cands.scores.values():
-                s[drop] = np.nan
-    valid, X, leaves = cands.valid, None, None
-    with _timed(timer, "rank", int(valid.sum())):
-        if rec.ranking is not None and rec.config["rank"]:
-            features, ranker = rec.ranking.features, rec.ranking.ranker
-            if hasattr(features, "transform_array"):  # numpy all the way: no DataFrame per request
-                X = features.transform_array(cands, rec.history, names=ranker.feature_names)
-            else:  # a plugged-in feature provider with only the DataFrame interface
-                X = features.transform(cands, rec.history)
-            scores = np.full(valid.shape, -np.inf)
-            paths = rec.explainer.contributions
-            if rec._compiled is not None and not isinstance(X, pd.DataFrame) and len(X):
-                scores[valid] = rec._compiled(X)  # native-code forest (compiled.py)
-            elif paths is not None and paths.tabulated and not isinstance(X, pd.DataFrame) and len(X):
-                leaves = paths.leaves(X)  # one pass gives the scores and, later, the explanations
-                scores[valid] = paths.score(leaves)
-            else:
-                scores[valid] = ranker.predict(X) if len(X) else []
-        else:
-            s = cands.scores[rec.config["score_source"] or rec.generator.sources[0].name]
-            scores = np.where(valid & ~np.isnan(s), s, -np.inf)
-    names = [s.name for s in rec.generator.sources]
-    stage = "ranked" if X is not None else "retrieved"
-    row_of = np.full(valid.shape, -1)
-    row_of[valid] = np.arange(int(valid.sum()))
-    slates = []
-    with _timed(timer, "rerank"):
-        for r, user in enumerate(users):
-            ok = valid[r] & np.isfinite(scores[r])
-            allowed = _allowed_fn(excluded[r], parsed.mask)
-            pos, sc, labels = rec.reranker.rerank(cands.positions[r, ok], scores[r, ok], k, allowed)
-            cols = [np.flatnonzero(cands.positions[r] == p) for p in pos]
-            bits = [int(cands.proposed_by[r, c[0]]) if len(c) else 0 for c in cols]
-            slate = Slate(list(pos), list(sc), [names[(b & -b).bit_length() - 1] if b else "rule" for b in bits],
-                          ["pinned" if lb.startswith("pin:") else stage for lb in labels], list(labels))
-            slate.rows = [int(row_of[r, c[0]]) if len(c) else -1 for c in cols]
-            slates.append(slate)
-    for user, slate in zip(users, slates):
-        if explain and rec.config["explain"]["enabled"]:
-            with _timed(timer, "explain", len(slate.positions)):
-                rows = np.asarray(slate.rows)
-                Xs = leaf_rows = None
-                at = np.maximum(rows, 0)
-                if leaves is not None and (rows >= 0).any():
-                    leaf_rows = [lv[at] for lv in leaves]
-                elif X is not None and (rows >= 0).any():
-                    Xs = X.iloc[at] if isinstance(X, pd.DataFrame) else X[at]
-                slate.reasons = rec.explainer.personal(rec.history, user, slate.positions, slate.sources,
-                                                        Xs, slate.reasons, leaf_rows, rows >= 0)
-        else:
-            slate.reasons = [rule_text(lb) for lb in slate.reasons]
+    """Personal lists for known users: ranked candidates (cached, or computed in one batch for the users
+    without a valid entry: recsys/serving/ranked.py) -> filter (excluded positions, context) -> re-rank ->
+    explain. A user whose filters remove candidates and leave fewer than the re-rank pool gets a full
+    computation instead, with the filters pushed into retrieval so the sources reach past what they remove.
+    `recommend` and `recommend_batch` both run this, so single and batch answers agree by construction."""
+    explain = bool(explain and rec.config["explain"]["enabled"])
+    depth = rec._explain_depth(k) if explain else 0
+    entries = rec._ranked(users, depth, timer)
+    slates: list[Slate | None] = [None] * len(users)
+    short = []
+    for r, user in enumerate(users):
+        slates[r] = _serve(rec, user, entries[r], excluded[r], parsed, k, timer, depth, None)
+        if slates[r] is None:
+            short.append(r)
+    if short:  # the filters left too few: retrieve past them (not cached: it depends on this request)
+        rec.ranked.counts["fallbacks"] += len(short)
+        pushed = [_pushed_down(excluded[r], parsed.mask) for r in short]
+        fresh = ranked.compute(rec, [users[r] for r in short], pushed, timer, depth)
+        for r, p, entry in zip(short, pushed, fresh):
+            slates[r] = _serve(rec, users[r], entry, excluded[r], parsed, k, timer, depth, p)
     return slates
+
+
+def _serve(rec, user, entry, excluded, parsed: ParsedContext, k, timer, depth, pushed) -> Slate | None:
+    """Filter one user's ranked candidates, re-rank and explain (depth > 0) what remains. For a cached
+    entry (`pushed` None) returns None when the filters removed candidates and fewer than the re-rank pool
+    remain; `pushed`: the entry was computed with these exclusions (the fallback), serve what it has."""
+    with _timed(timer, "filter"):
+        keep = ~np.isin(entry.positions, excluded)
+        if parsed.mask is not None:
+            keep &= parsed.mask[entry.positions]
+        idx = np.flatnonzero(keep)
+    if pushed is None and len(idx) < len(entry) and len(idx) < max(k, rec.reranker.pool):
+        return None
+    stage = "ranked" if rec.ranking is not None and rec.config["rank"] else "retrieved"
+    names = [s.name for s in rec.generator.sources]
+    with _timed(timer, "rerank"):
+        candidates = entry.positions[idx]
+        pos, sc, labels = rec.reranker.rerank(candidates, entry.scores[idx], k, _allowed_fn(excluded, parsed.mask))
+        rows = np.full(len(pos), -1, dtype=np.int64)  # each chosen item's index in the entry (-1: a rule's)
+        for n, p in enumerate(pos):
+            at = np.flatnonzero(candidates == p)
+            if len(at):
+                rows[n] = idx[at[0]]
+        sources = [names[entry.origin[j]] if j >= 0 else "rule" for j in rows]
+        slate = Slate([int(p) for p in pos], list(sc), sources,
+                      ["pinned" if lb.startswith("pin:") else stage for lb in labels], list(labels))
+    if depth:
+        with _timed(timer, "explain", len(slate.positions)):
+            if len(rows) and rows.max() >= entry.depth:  # chosen deeper than explained: one more pass
+                deeper = int(rows.max()) + 1 + rec.config["cache"]["explain_margin"]
+                rec.ranked.counts["explain_passes"] += 1
+                if pushed is None:
+                    entry = rec._ranked([user], deeper, {}, recompute=True)[0]
+                else:
+                    entry = ranked.compute(rec, [user], [pushed], {}, deeper)[0]
+            slate.reasons = rec.explainer.reasons(entry, rows, sources, labels)
+    else:
+        slate.reasons = [rule_text(lb) for lb in labels]
+    return slate
+
+
+def _pushed_down(excluded: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Everything a request filters, as sorted positions for retrieval to skip."""
+    if mask is None:
+        return excluded
+    return np.union1d(excluded, np.flatnonzero(~mask))
+
 
 def cold_lists(rec, segment: dict):
     """(trending scores, phrase, content scores or None, phrase) for a segment; cached."""
@@ -155,26 +164,6 @@ def similar(rec, item_id: str, k: int = 10) -> list[dict]:
     name = rec.explainer.name(pos)
     return [{"item_id": rec.catalog.item_ids[p], "score": float(scores[p]), "source": source,
              "stage": "similar", "reason": f"similar to {name}"} for p in top]
-
-
-class _timed:
-    """Adds the block's wall time (and an item count) to timer[stage]."""
-
-    def __init__(self, timer: dict, stage: str, n: int = 0):
-        self.timer, self.stage, self.n = timer, stage, n
-
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-
-    def __exit__(self, *exc):
-        seconds, n = self.timer.get(self.stage, (0.0, 0))
-        self.timer[self.stage] = (seconds + time.perf_counter() - self.t0, n + self.n)
-
-
-def _exclusion_matrix(excluded: list[np.ndarray], n_items: int) -> sp.csr_matrix:
-    indptr = np.r_[0, np.cumsum([len(e) for e in excluded])]
-    indices = np.concatenate(excluded) if excluded else np.empty(0, np.int64)
-    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(excluded), n_items))
 
 
 def _allowed_fn(excluded: np.ndarray, mask: np.ndarray | None):

@@ -1,0 +1,234 @@
+"""Ranked candidates per user: the cacheable half of a personal list, and the cache that keeps them.
+
+A personal list is retrieve -> rank -> filter -> re-rank -> explain. The first two stages depend only on the
+model and the user's history (sources score from it, the seen filter masks it, the ranking features read it
+and item statistics fixed at fit time), so their result -- every candidate of the user, ranked -- is computed
+once and kept (`Ranked`) until the history changes. The request-time stages (stages.py) then only remove
+items (explicit exclusions, blocklist, unavailable items, impression fatigue, the request context) and re-rank
+what remains: this is not a response cache, every filter and the impressions apply on every call.
+
+`compute` builds entries (one batched pass for many users: the cache fill, the warm-up, offline evaluation and
+the short-list fallback all run it), `RankedCache` keeps them: least recently used first out under a byte
+budget, each entry stamped with what it was computed from (the user's history length -- histories only ever
+grow, so any change moves it --, the models' epoch, the online store row when the ranker reads Feast online
+features). A stale stamp is a miss, so an entry computed while feedback arrived is never served; explicit
+invalidation on feedback / history updates / refresh frees the memory at once.
+
+Hand-written (an OrderedDict LRU): cachetools' LRUCache has no stamp check or per-entry byte sizes either.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+UNCACHEABLE = object()  # stamp part of a list computed from state the cache cannot check: never stored
+ENTRY_OVERHEAD = 400  # bytes per entry beyond its arrays: the object, its dict slot, the key (measured)
+
+
+class Ranked:
+    """One user's candidates, best first: catalogue positions, ranker scores, the index of the source that
+    proposed each (the lowest one when several did) and, for the first `depth` of them, what explains them
+    (`Explainer.precompute`: the anchor history item and its event weight, the top feature contributions)."""
+
+    __slots__ = ("positions", "scores", "origin", "stamp", "depth", "anchor", "anchor_weight", "factor_index",
+                 "factor_value")
+
+    def __init__(self, positions, scores, origin, stamp=None):
+        self.positions, self.scores, self.origin, self.stamp = positions, scores, origin, stamp
+        self.depth = 0  # how many of the first candidates carry explanations
+        self.anchor = self.anchor_weight = self.factor_index = self.factor_value = None
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.positions, self.scores, self.origin, self.anchor, self.anchor_weight, self.factor_index,
+                  self.factor_value)
+        return ENTRY_OVERHEAD + sum(a.nbytes for a in arrays if a is not None)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+def compute(rec, users: list[str], exclusions: list[np.ndarray], timer: dict, explain_depth: int = 0,
+            stamps: list | None = None) -> list[Ranked]:
+    """Retrieve (skipping each user's `exclusions`, sorted unique positions) and rank, for many users in one
+    pass; explanations for each user's first `explain_depth` candidates."""
+    with timed(timer, "retrieve"):
+        cands = rec.generator.generate(users, rec.history, exclusion_matrix(exclusions, len(rec.catalog)))
+    valid, X, leaves = cands.valid, None, None
+    with timed(timer, "rank", int(valid.sum())):
+        if rec.ranking is not None and rec.config["rank"]:
+            features, ranker = rec.ranking.features, rec.ranking.ranker
+            if hasattr(features, "transform_array"):  # numpy all the way: no DataFrame per request
+                X = features.transform_array(cands, rec.history, names=ranker.feature_names)
+            else:  # a plugged-in feature provider with only the DataFrame interface
+                X = features.transform(cands, rec.history)
+            scores = np.full(valid.shape, -np.inf)
+            paths = rec.explainer.contributions
+            if rec._compiled is not None and not isinstance(X, pd.DataFrame) and len(X):
+                scores[valid] = rec._compiled(X)  # native-code forest (compiled.py)
+            elif paths is not None and paths.tabulated and not isinstance(X, pd.DataFrame) and len(X):
+                leaves = paths.leaves(X)  # one pass gives the scores and, below, the explanations
+                scores[valid] = paths.score(leaves)
+            else:
+                scores[valid] = ranker.predict(X) if len(X) else []
+        else:
+            s = cands.scores[rec.config["score_source"] or rec.generator.sources[0].name]
+            scores = np.where(valid & ~np.isnan(s), s, -np.inf)
+    row_of = np.full(valid.shape, -1)
+    row_of[valid] = np.arange(int(valid.sum()))
+    # origin: index of the lowest set bit of proposed_by (the first source that proposed the item)
+    bits = cands.proposed_by
+    origin_all = np.zeros(bits.shape, dtype=np.int8)
+    for k in range(len(rec.generator.sources) - 1, -1, -1):
+        origin_all[(bits >> k) & 1 == 1] = k
+    dtype = np.int32 if len(rec.catalog) < 2**31 else np.int64
+    out = []
+    for r, user in enumerate(users):
+        ok = np.flatnonzero(valid[r] & np.isfinite(scores[r]))
+        order = ok[np.argsort(-scores[r, ok], kind="stable")]  # ties keep the proposal order
+        entry = Ranked(cands.positions[r, order].astype(dtype), scores[r, order], origin_all[r, order],
+                       stamps[r] if stamps is not None else None)
+        if explain_depth > 0:
+            with timed(timer, "explain", min(explain_depth, len(order))):
+                rows = row_of[r, order[:explain_depth]]
+                rows_X = None if X is None else (X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows])
+                rows_leaves = None if leaves is None else [lv[rows] for lv in leaves]
+                rec.explainer.precompute(entry, rec.history, user, explain_depth, rows_X, rows_leaves)
+        out.append(entry)
+    return out
+
+
+class RankedCache:
+    """user id -> Ranked, least recently used first out beyond `max_bytes`. Thread-safe (the service fills
+    it from a warm-up thread while requests read it on the event loop)."""
+
+    def __init__(self, max_bytes: int, enabled: bool = True):
+        self.max_bytes, self.enabled = int(max_bytes), bool(enabled)
+        self._entries: OrderedDict[str, Ranked] = OrderedDict()
+        self._lock = threading.Lock()
+        self.nbytes = 0
+        self.epoch = 0  # bumped by clear(): a computation started before a clear never stores its result
+        self.counts = {"hits": 0, "misses": 0, "fallbacks": 0, "invalidated": 0, "evicted": 0, "stale": 0,
+                       "explain_passes": 0}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, user_id: str) -> bool:
+        return user_id in self._entries
+
+    def get(self, user_id: str, stamp) -> Ranked | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            entry = self._entries.get(user_id)
+            if entry is not None and entry.stamp != stamp:  # computed from an older history / model
+                self._drop(user_id)
+                self.counts["stale"] += 1
+                entry = None
+            if entry is not None:
+                self._entries.move_to_end(user_id)
+        return entry
+
+    def put(self, user_id: str, entry: Ranked, epoch: int) -> None:
+        if not self.enabled or epoch != self.epoch:
+            return
+        size = entry.nbytes
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if epoch != self.epoch:
+                return
+            self._drop(user_id)
+            self._entries[user_id] = entry
+            self.nbytes += size
+            while self.nbytes > self.max_bytes and self._entries:
+                old, _ = next(iter(self._entries.items()))
+                self._drop(old)
+                self.counts["evicted"] += 1
+
+    def invalidate(self, user_ids) -> None:
+        """Drop these users' entries (their history changed)."""
+        with self._lock:
+            for u in user_ids:
+                if self._drop(u):
+                    self.counts["invalidated"] += 1
+
+    def clear(self) -> None:
+        """Drop everything (the models changed: refit, trend refresh, catalogue growth)."""
+        with self._lock:
+            self.counts["invalidated"] += len(self._entries)
+            self._entries.clear()
+            self.nbytes = 0
+            self.epoch += 1
+
+    def users(self) -> list[str]:
+        """Cached users, most recently used first (what a reloaded version warms first)."""
+        with self._lock:
+            return list(reversed(self._entries))
+
+    def stats(self) -> dict:
+        return {"entries": len(self._entries), "bytes": self.nbytes, "max_bytes": self.max_bytes, **self.counts}
+
+    def _drop(self, user_id: str) -> bool:
+        entry = self._entries.pop(user_id, None)
+        if entry is None:
+            return False
+        self.nbytes -= entry.nbytes
+        return True
+
+
+def stamps_of_store(rec, users) -> list:
+    """Per user, the store-feature state a ranked list reads beside the history: None without store
+    features, or with point-in-time ones (Feast's offline store as of the user's last event: fixed while a
+    model is loaded); with the Feast online store, the user's row as served (after the freshness check)
+    and the load time of the item table, read in one lookup; UNCACHEABLE for any other provider."""
+    features = getattr(rec.ranking, "features", None) if rec.ranking is not None and rec.config["rank"] else None
+    store = getattr(features, "store", None)
+    if store is None:
+        return [None] * len(users)
+    from recsys.features.online import OnlineFeatures
+    from recsys.features.provider import PointInTimeFeatures
+
+    if isinstance(store, PointInTimeFeatures):
+        return [None] * len(users)
+    if isinstance(store, OnlineFeatures):
+        rows = store.user_features(list(users)).to_numpy(dtype=object)
+        loaded = store._items_loaded_at  # read-only: a refreshed item table changes every list
+        return [(loaded, tuple(_hashable(v) for v in row)) for row in rows]
+    return [UNCACHEABLE] * len(users)
+
+
+def _hashable(value):
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+class timed:
+    """Adds the block's wall time (and an item count) to timer[stage]."""
+
+    def __init__(self, timer: dict, stage: str, n: int = 0):
+        self.timer, self.stage, self.n = timer, stage, n
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc):
+        seconds, n = self.timer.get(self.stage, (0.0, 0))
+        self.timer[self.stage] = (seconds + time.perf_counter() - self.t0, n + self.n)
+
+
+def exclusion_matrix(excluded: list[np.ndarray], n_items: int) -> sp.csr_matrix:
+    """Users x items CSR with a 1 at each excluded position (each row's positions sorted and unique)."""
+    indptr = np.r_[0, np.cumsum([len(e) for e in excluded])]
+    indices = np.concatenate(excluded) if excluded else np.empty(0, np.int64)
+    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(excluded), n_items))
