@@ -222,27 +222,40 @@ class Explainer:
         n = len(leaves[0]) if leaves is not None else (0 if X is None else len(X))
         return [""] * n if arrays is None else [self.factor_text(i, v) for i, v in zip(*arrays)]
 
-    def precompute(self, entry, history, user_id: str, depth: int, X=None, leaves=None) -> None:
-        """Explanations of a ranked entry's first `depth` candidates (recsys.serving.ranked.Ranked), kept with
-        it so a cached list is explained without its feature rows: X / leaves hold those candidates' rows
-        (None: no ranker, no factors)."""
-        depth = min(int(depth), len(entry.positions))
-        positions = entry.positions[:depth].astype(np.int64)
-        entry.anchor, entry.anchor_weight = self.anchors(history, user_id, positions, entry.origin[:depth])
-        arrays = self.factor_arrays(X, leaves)
-        entry.factor_index, entry.factor_value = arrays if arrays is not None else (None, None)
-        entry.depth = depth
+    def explain(self, entry, history, user_id: str, rows: np.ndarray) -> None:
+        """Add explanations for candidates `rows` of a ranked entry (recsys.serving.ranked.Ranked) from its
+        `pending` feature rows: anchors always, factors when the ranker scored them. Rows already explained
+        are skipped; the entry keeps them sorted by candidate index."""
+        rows = entry.unexplained(np.asarray(rows, dtype=np.int64))
+        if not len(rows):
+            return
+        X, leaves = entry.pending if entry.pending is not None else (None, None)
+        positions = entry.positions[rows].astype(np.int64)
+        anchor, weight = self.anchors(history, user_id, positions, entry.origin[rows])
+        arrays = self.factor_arrays(None if X is None else X[rows] if not isinstance(X, pd.DataFrame) else X.iloc[rows],
+                                    None if leaves is None else [lv[rows] for lv in leaves])
+        explained = np.concatenate([entry.explained, rows.astype(np.int32)])
+        order = np.argsort(explained, kind="stable")
+        entry.explained = explained[order]
+        entry.anchor = np.concatenate([entry.anchor, anchor])[order]
+        entry.anchor_weight = np.concatenate([entry.anchor_weight, weight])[order]
+        if arrays is not None:
+            old_i = entry.factor_index if entry.factor_index is not None else np.empty((0, arrays[0].shape[1]), np.int16)
+            old_v = entry.factor_value if entry.factor_value is not None else np.empty((0, arrays[1].shape[1]))
+            entry.factor_index = np.concatenate([old_i, arrays[0]])[order]
+            entry.factor_value = np.concatenate([old_v, arrays[1]])[order]
 
     def reasons(self, entry, rows: np.ndarray, sources: list[str], labels) -> list[str]:
         """Reason texts for chosen items: `rows` are their indices in `entry` (-1: placed by a rule, not a
-        candidate), all below entry.depth."""
+        candidate), all explained already."""
+        at = np.searchsorted(entry.explained, rows)
         out = []
-        for j, source, label in zip(rows, sources, labels):
+        for j, i, source, label in zip(rows, at, sources, labels):
             anchor = factor = None
             if j >= 0:
-                anchor = self.anchor_text(int(entry.anchor[j]), entry.anchor_weight[j])
+                anchor = self.anchor_text(int(entry.anchor[i]), entry.anchor_weight[i])
                 if entry.factor_index is not None:
-                    factor = self.factor_text(entry.factor_index[j], entry.factor_value[j])
+                    factor = self.factor_text(entry.factor_index[i], entry.factor_value[i])
             parts = [anchor or SOURCE_PHRASES.get(source, f"proposed by {source}"), factor, rule_text(label)]
             out.append("; ".join(p for p in parts if p))
         return out

@@ -32,32 +32,44 @@ ENTRY_OVERHEAD = 400  # bytes per entry beyond its arrays: the object, its dict 
 
 
 class Ranked:
-    """One user's candidates, best first: catalogue positions, ranker scores, the index of the source that
-    proposed each (the lowest one when several did) and, for the first `depth` of them, what explains them
-    (`Explainer.precompute`: the anchor history item and its event weight, the top feature contributions)."""
+    """One user's candidates, best first: catalogue positions, ranker scores and the index of the source
+    that proposed each (the lowest one when several did). Explanations are kept for the candidates that have
+    been shown or warmed (`explained`: sorted indices into the candidates; `anchor` / `anchor_weight`: the
+    history item that most supports each and its event weight; `factor_index` / `factor_value`: the top
+    feature contributions), so a cached list is explained without its feature rows. `pending` holds the
+    feature rows (in candidate order) between a computation and the request that explains from them; it is
+    dropped before the entry is counted in the cache."""
 
-    __slots__ = ("positions", "scores", "origin", "stamp", "depth", "anchor", "anchor_weight", "factor_index",
-                 "factor_value")
+    __slots__ = ("positions", "scores", "origin", "stamp", "explained", "anchor", "anchor_weight",
+                 "factor_index", "factor_value", "pending")
 
     def __init__(self, positions, scores, origin, stamp=None):
         self.positions, self.scores, self.origin, self.stamp = positions, scores, origin, stamp
-        self.depth = 0  # how many of the first candidates carry explanations
-        self.anchor = self.anchor_weight = self.factor_index = self.factor_value = None
+        self.explained = np.empty(0, dtype=np.int32)
+        self.anchor, self.anchor_weight = np.empty(0, dtype=np.int32), np.empty(0)
+        self.factor_index = self.factor_value = None
+        self.pending = None  # (X rows or None, leaf rows or None), candidate order
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.positions, self.scores, self.origin, self.anchor, self.anchor_weight, self.factor_index,
-                  self.factor_value)
+        arrays = (self.positions, self.scores, self.origin, self.explained, self.anchor, self.anchor_weight,
+                  self.factor_index, self.factor_value)
         return ENTRY_OVERHEAD + sum(a.nbytes for a in arrays if a is not None)
 
     def __len__(self) -> int:
         return len(self.positions)
 
+    def unexplained(self, rows: np.ndarray) -> np.ndarray:
+        """Which of these candidate indices (-1 = not a candidate: skipped) have no explanation yet."""
+        rows = np.unique(rows[rows >= 0])
+        return rows[~np.isin(rows, self.explained)]
+
 
 def compute(rec, users: list[str], exclusions: list[np.ndarray], timer: dict, explain_depth: int = 0,
-            stamps: list | None = None) -> list[Ranked]:
+            stamps: list | None = None, keep_rows: bool = False) -> list[Ranked]:
     """Retrieve (skipping each user's `exclusions`, sorted unique positions) and rank, for many users in one
-    pass; explanations for each user's first `explain_depth` candidates."""
+    pass. Explains each user's first `explain_depth` candidates (the warm-up); `keep_rows` leaves the feature
+    rows on each entry (`pending`) for the request to explain what it chooses."""
     with timed(timer, "retrieve"):
         cands = rec.generator.generate(users, rec.history, exclusion_matrix(exclusions, len(rec.catalog)))
     valid, X, leaves = cands.valid, None, None
@@ -73,7 +85,7 @@ def compute(rec, users: list[str], exclusions: list[np.ndarray], timer: dict, ex
             if rec._compiled is not None and not isinstance(X, pd.DataFrame) and len(X):
                 scores[valid] = rec._compiled(X)  # native-code forest (compiled.py)
             elif paths is not None and paths.tabulated and not isinstance(X, pd.DataFrame) and len(X):
-                leaves = paths.leaves(X)  # one pass gives the scores and, below, the explanations
+                leaves = paths.leaves(X)  # one pass gives the scores and, later, the explanations
                 scores[valid] = paths.score(leaves)
             else:
                 scores[valid] = ranker.predict(X) if len(X) else []
@@ -94,12 +106,15 @@ def compute(rec, users: list[str], exclusions: list[np.ndarray], timer: dict, ex
         order = ok[np.argsort(-scores[r, ok], kind="stable")]  # ties keep the proposal order
         entry = Ranked(cands.positions[r, order].astype(dtype), scores[r, order], origin_all[r, order],
                        stamps[r] if stamps is not None else None)
-        if explain_depth > 0:
-            with timed(timer, "explain", min(explain_depth, len(order))):
-                rows = row_of[r, order[:explain_depth]]
-                rows_X = None if X is None else (X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows])
-                rows_leaves = None if leaves is None else [lv[rows] for lv in leaves]
-                rec.explainer.precompute(entry, rec.history, user, explain_depth, rows_X, rows_leaves)
+        if keep_rows or explain_depth > 0:
+            rows = row_of[r, order]
+            entry.pending = (None if X is None else (X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows]),
+                             None if leaves is None else [lv[rows] for lv in leaves])
+            if explain_depth > 0:
+                with timed(timer, "explain", min(explain_depth, len(order))):
+                    rec.explainer.explain(entry, rec.history, user, np.arange(min(explain_depth, len(order))))
+            if not keep_rows:
+                entry.pending = None
         out.append(entry)
     return out
 
@@ -110,7 +125,7 @@ class RankedCache:
 
     def __init__(self, max_bytes: int, enabled: bool = True):
         self.max_bytes, self.enabled = int(max_bytes), bool(enabled)
-        self._entries: OrderedDict[str, Ranked] = OrderedDict()
+        self._entries: OrderedDict[str, list] = OrderedDict()  # user -> [entry, its size when counted]
         self._lock = threading.Lock()
         self.nbytes = 0
         self.epoch = 0  # bumped by clear(): a computation started before a clear never stores its result
@@ -124,19 +139,22 @@ class RankedCache:
         return user_id in self._entries
 
     def get(self, user_id: str, stamp) -> Ranked | None:
+        """The user's entry if it was computed from `stamp` (else None, and a stale entry is dropped)."""
         if not self.enabled:
             return None
         with self._lock:
-            entry = self._entries.get(user_id)
-            if entry is not None and entry.stamp != stamp:  # computed from an older history / model
+            slot = self._entries.get(user_id)
+            if slot is None:
+                return None
+            if slot[0].stamp != stamp:  # computed from an older history / model
                 self._drop(user_id)
                 self.counts["stale"] += 1
-                entry = None
-            if entry is not None:
-                self._entries.move_to_end(user_id)
-        return entry
+                return None
+            self._entries.move_to_end(user_id)
+            return slot[0]
 
     def put(self, user_id: str, entry: Ranked, epoch: int) -> None:
+        """Keep `entry` (computed while the cache was at `epoch`: nothing is kept across a clear)."""
         if not self.enabled or epoch != self.epoch:
             return
         size = entry.nbytes
@@ -146,12 +164,19 @@ class RankedCache:
             if epoch != self.epoch:
                 return
             self._drop(user_id)
-            self._entries[user_id] = entry
+            self._entries[user_id] = [entry, size]
             self.nbytes += size
-            while self.nbytes > self.max_bytes and self._entries:
-                old, _ = next(iter(self._entries.items()))
-                self._drop(old)
-                self.counts["evicted"] += 1
+            self._evict()
+
+    def resize(self, user_id: str, entry: Ranked) -> None:
+        """Recount an entry that gained explanations (if it is still the cached one)."""
+        with self._lock:
+            slot = self._entries.get(user_id)
+            if slot is not None and slot[0] is entry:
+                size = entry.nbytes
+                self.nbytes += size - slot[1]
+                slot[1] = size
+                self._evict()
 
     def invalidate(self, user_ids) -> None:
         """Drop these users' entries (their history changed)."""
@@ -176,11 +201,16 @@ class RankedCache:
     def stats(self) -> dict:
         return {"entries": len(self._entries), "bytes": self.nbytes, "max_bytes": self.max_bytes, **self.counts}
 
+    def _evict(self) -> None:
+        while self.nbytes > self.max_bytes and len(self._entries) > 1:
+            self._drop(next(iter(self._entries)))
+            self.counts["evicted"] += 1
+
     def _drop(self, user_id: str) -> bool:
-        entry = self._entries.pop(user_id, None)
-        if entry is None:
+        slot = self._entries.pop(user_id, None)
+        if slot is None:
             return False
-        self.nbytes -= entry.nbytes
+        self.nbytes -= slot[1]
         return True
 
 

@@ -212,7 +212,7 @@ class Recommender:
         for start in range(0, len(todo), size):
             if stop is not None and stop():
                 break
-            entries = self._ranked(todo[start:start + size], depth, {})
+            entries = self._ranked(todo[start:start + size], {}, warm_depth=depth)
             done += len(entries)
             if self.ranked.nbytes + max(e.nbytes for e in entries) * size > self.ranked.max_bytes:
                 break
@@ -282,12 +282,17 @@ class Recommender:
         store = stamps_of_store(self, users)
         return [(epoch, len(items(u)), s) for u, s in zip(users, store)]
 
-    def _ranked(self, users, depth: int, timer, recompute: bool = False) -> list:
+    def _seen(self, user_id: str) -> np.ndarray:
+        """The items retrieval skips for a user (sorted, unique): what the seen filter masks."""
+        return np.unique(self.seen.positions(self.history, user_id)).astype(np.int64)
+
+    def _ranked(self, users, timer, explain: bool = False, warm_depth: int = 0) -> list:
         """Each user's ranked candidates, from the cache when its stamp is current, else computed in
-        batches of `batch_size` (explained `depth` deep) and cached."""
+        batches of `batch_size` and cached: with their feature rows kept for the request to explain from
+        (`explain`), or explained `warm_depth` deep (the warm-up)."""
         stamps = self._stamps(users)
         cache = self.ranked
-        out = [None if recompute else cache.get(u, st) for u, st in zip(users, stamps)]
+        out = [cache.get(u, st) for u, st in zip(users, stamps)]
         missing = [r for r, e in enumerate(out) if e is None]
         cache.counts["hits"] += len(users) - len(missing)
         cache.counts["misses"] += len(missing)
@@ -295,8 +300,8 @@ class Recommender:
         for start in range(0, len(missing), size):
             block = missing[start:start + size]
             epoch = cache.epoch
-            seen = [np.unique(self.seen.positions(self.history, users[r])).astype(np.int64) for r in block]
-            entries = compute(self, [users[r] for r in block], seen, timer, depth, [stamps[r] for r in block])
+            entries = compute(self, [users[r] for r in block], [self._seen(users[r]) for r in block], timer,
+                              warm_depth, [stamps[r] for r in block], keep_rows=explain)
             for r, entry in zip(block, entries):
                 out[r] = entry
                 if stamps[r][2] is not UNCACHEABLE:

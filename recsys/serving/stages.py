@@ -43,7 +43,7 @@ def personal(rec, users, excluded, parsed: ParsedContext, k, timer, explain) -> 
     `recommend` and `recommend_batch` both run this, so single and batch answers agree by construction."""
     explain = bool(explain and rec.config["explain"]["enabled"])
     depth = rec._explain_depth(k) if explain else 0
-    entries = rec._ranked(users, depth, timer)
+    entries = rec._ranked(users, timer, explain=depth > 0)
     slates: list[Slate | None] = [None] * len(users)
     short = []
     for r, user in enumerate(users):
@@ -53,7 +53,7 @@ def personal(rec, users, excluded, parsed: ParsedContext, k, timer, explain) -> 
     if short:  # the filters left too few: retrieve past them (not cached: it depends on this request)
         rec.ranked.counts["fallbacks"] += len(short)
         pushed = [_pushed_down(excluded[r], parsed.mask) for r in short]
-        fresh = ranked.compute(rec, [users[r] for r in short], pushed, timer, depth)
+        fresh = ranked.compute(rec, [users[r] for r in short], pushed, timer, keep_rows=depth > 0)
         for r, p, entry in zip(short, pushed, fresh):
             slates[r] = _serve(rec, users[r], entry, excluded[r], parsed, k, timer, depth, p)
     return slates
@@ -69,6 +69,7 @@ def _serve(rec, user, entry, excluded, parsed: ParsedContext, k, timer, depth, p
             keep &= parsed.mask[entry.positions]
         idx = np.flatnonzero(keep)
     if pushed is None and len(idx) < len(entry) and len(idx) < max(k, rec.reranker.pool):
+        entry.pending = None  # never leave feature rows on a cached entry
         return None
     stage = "ranked" if rec.ranking is not None and rec.config["rank"] else "retrieved"
     names = [s.name for s in rec.generator.sources]
@@ -85,13 +86,18 @@ def _serve(rec, user, entry, excluded, parsed: ParsedContext, k, timer, depth, p
                       ["pinned" if lb.startswith("pin:") else stage for lb in labels], list(labels))
     if depth:
         with _timed(timer, "explain", len(slate.positions)):
-            if len(rows) and rows.max() >= entry.depth:  # chosen deeper than explained: one more pass
-                deeper = int(rows.max()) + 1 + rec.config["cache"]["explain_margin"]
-                rec.ranked.counts["explain_passes"] += 1
-                if pushed is None:
-                    entry = rec._ranked([user], deeper, {}, recompute=True)[0]
-                else:
-                    entry = ranked.compute(rec, [user], [pushed], {}, deeper)[0]
+            missing = entry.unexplained(rows)
+            if len(missing):
+                extra = np.empty(0, np.int64)
+                if entry.pending is None:  # a cached entry: one more pass for its feature rows
+                    rec.ranked.counts["explain_passes"] += 1
+                    exclusions = pushed if pushed is not None else rec._seen(user)
+                    entry.pending = ranked.compute(rec, [user], [exclusions], {}, 0, keep_rows=True)[0].pending
+                    extra = np.arange(min(depth, len(entry)))  # while the rows are here: the next pages too
+                rec.explainer.explain(entry, rec.history, user, np.union1d(missing, extra))
+            entry.pending = None
+            if pushed is None and len(missing):
+                rec.ranked.resize(user, entry)
             slate.reasons = rec.explainer.reasons(entry, rows, sources, labels)
     else:
         slate.reasons = [rule_text(lb) for lb in labels]
