@@ -70,7 +70,16 @@ def run_spark_job(spark, interactions, items, spec: FeatureSpec, out_dir: str | 
 
 def _as_spark(spark, data):
     if isinstance(data, (str, Path)):
-        return spark.read.parquet(str(data))
+        # pandas writes nanosecond timestamps, which Spark cannot read as timestamps: read them as longs
+        # (nanoseconds) and convert; Spark-written microsecond timestamps read as they are.
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import LongType
+
+        spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+        frame = spark.read.parquet(str(data))
+        if "timestamp" in frame.columns and isinstance(frame.schema["timestamp"].dataType, LongType):
+            frame = frame.withColumn("timestamp", F.timestamp_micros(F.expr("timestamp div 1000")))
+        return frame
     frame = data.copy()
     for column in frame.columns:  # object columns of mixed content do not convert; ids are strings anyway
         if frame[column].dtype == object:
@@ -95,11 +104,12 @@ def compute_spark_tables(spark, interactions, items, spec: FeatureSpec, last_sna
         numeric = items.select(ITEM_KEY, *[F.col(c).cast("double").alias(c) for c in spec.numeric])
         events = events.join(F.broadcast(numeric), ITEM_KEY, "left")
     events = events.cache()
-    user = _activity(events, USER_KEY, spec, last_snapshot, spec.numeric).cache()  # also the affinity's base
-    item = _activity(events, ITEM_KEY, spec, last_snapshot, ())
-    affinity = _affinity(spark, events, items, user, spec, last_snapshot)
-    return {USER_ACTIVITY: _finish(user, USER_ACTIVITY, spec), ITEM_POPULARITY: _finish(item, ITEM_POPULARITY, spec),
-            USER_AFFINITY: _finish(affinity, USER_AFFINITY, spec)}
+    values = _value_counts(spark, events, items, spec)
+    user = _windows(events, USER_KEY, spec, last_snapshot, spec.numeric, values).cache()  # two views read it
+    item = _windows(events, ITEM_KEY, spec, last_snapshot, (), None)
+    return {USER_ACTIVITY: _finish(_activity(user, USER_KEY, spec, spec.numeric), USER_ACTIVITY, spec),
+            ITEM_POPULARITY: _finish(_activity(item, ITEM_KEY, spec, ()), ITEM_POPULARITY, spec),
+            USER_AFFINITY: _finish(_shares(user, spec), USER_AFFINITY, spec)}
 
 
 def _expand(daily, max_window: int, last_snapshot: int):
@@ -109,7 +119,26 @@ def _expand(daily, max_window: int, last_snapshot: int):
     return out.withColumn("T", F.col("day") + F.col("lag")).where(F.col("T") <= F.lit(last_snapshot))
 
 
-def _activity(events, key: str, spec: FeatureSpec, last_snapshot: int, numeric):
+def _value_counts(spark, events, items, spec: FeatureSpec):
+    """Per (user, day): events on items carrying each attribute value, one column `<attribute>__<code>` per
+    vocabulary entry (an "a|b" item counts for both), or None without attributes."""
+    from pyspark.sql import functions as F
+
+    out = None
+    for column in spec.attributes:
+        vocab = spec.vocabularies[column]
+        codes = spark.createDataFrame(pd.DataFrame({"value": list(vocab), "v": range(len(vocab))}))
+        values = items.select(ITEM_KEY, F.explode(F.split(F.col(column).cast("string"), r"\|")).alias("value"))
+        values = values.withColumn("value", F.trim("value")).join(F.broadcast(codes), "value").select(ITEM_KEY, "v")
+        counts = events.select(USER_KEY, ITEM_KEY, "day").join(F.broadcast(values), ITEM_KEY) \
+            .groupBy(USER_KEY, "day").pivot("v", list(range(len(vocab)))).agg(F.count(F.lit(1)))
+        counts = counts.select(USER_KEY, "day", *[F.col(str(j)).alias(f"{column}__{j}") for j in range(len(vocab))])
+        out = counts if out is None else out.join(counts, [USER_KEY, "day"], "full")
+    return out
+
+
+def _windows(events, key: str, spec: FeatureSpec, last_snapshot: int, numeric, values):
+    """Per (key, snapshot T): every daily sum over each window (`<sum>__<W>`) and the last event time."""
     from pyspark.sql import functions as F
 
     aggs = [F.sum(F.when(F.col("event_type") == e, 1).otherwise(0)).cast("long").alias(f"n_{e}")
@@ -121,11 +150,21 @@ def _activity(events, key: str, spec: FeatureSpec, last_snapshot: int, numeric):
                  F.count(F.col(column)).alias(f"cnt_{column}")]
         sums += [f"sum_{column}", f"cnt_{column}"]
     daily = events.groupBy(key, "day").agg(*aggs)
+    if values is not None:
+        value_columns = [c for c in values.columns if c not in (key, "day")]
+        daily = daily.join(values, [key, "day"], "left").fillna(0, subset=value_columns)
+        sums += value_columns
     expanded = _expand(daily, spec.max_window, last_snapshot)
-    win = expanded.groupBy(key, "T").agg(
-        *[F.sum(F.when(F.col("lag") <= w, F.col(c)).otherwise(F.lit(0).cast(daily.schema[c].dataType))).alias(f"{c}__{w}")
+    zero = {c: F.lit(0).cast(daily.schema[c].dataType) for c in sums}
+    return expanded.groupBy(key, "T").agg(
+        *[F.sum(F.when(F.col("lag") <= w, F.col(c)).otherwise(zero[c])).alias(f"{c}__{w}")
           for c in sums for w in spec.windows_days],
         F.max("last_us").alias("last_us"))
+
+
+def _activity(win, key: str, spec: FeatureSpec, numeric):
+    from pyspark.sql import functions as F
+
     entity = "user" if key == USER_KEY else "item"
     out = [F.col(key), F.col("T")]
     for e in spec.event_types:
@@ -148,31 +187,18 @@ def _ratio(num, den):
     return F.when(den > 0, num.cast("double") / den.cast("double"))  # null when the denominator is 0
 
 
-def _affinity(spark, events, items, user, spec: FeatureSpec, last_snapshot: int):
+def _shares(win, spec: FeatureSpec):
+    """Per (user, T), attribute and window: each value's share of the window's events (null: no event)."""
     from pyspark.sql import functions as F
 
-    out = user.select(USER_KEY, "T", *[F.col(f"user_events_{w}d") for w in spec.windows_days])
+    out = [F.col(USER_KEY), F.col("T")]
     for column in spec.attributes:
-        vocab = spec.vocabularies[column]
-        codes = spark.createDataFrame(pd.DataFrame({"value": list(vocab), "v": range(len(vocab))}))
-        values = items.select(ITEM_KEY, F.explode(F.split(F.col(column).cast("string"), r"\|")).alias("value"))
-        values = values.withColumn("value", F.trim("value")).join(F.broadcast(codes), "value").select(ITEM_KEY, "v")
-        daily = events.select(USER_KEY, ITEM_KEY, "day").join(F.broadcast(values), ITEM_KEY) \
-            .groupBy(USER_KEY, "day", "v").agg(F.count(F.lit(1)).alias("n"))
-        per_value = _expand(daily, spec.max_window, last_snapshot).groupBy(USER_KEY, "T", "v").agg(
-            *[F.sum(F.when(F.col("lag") <= w, F.col("n")).otherwise(F.lit(0).cast("long"))).alias(f"n__{w}")
-              for w in spec.windows_days])
-        maps = per_value.groupBy(USER_KEY, "T").agg(
-            *[F.map_from_entries(F.collect_list(F.struct(F.col("v").cast("long"), F.col(f"n__{w}")))).alias(f"m__{w}")
-              for w in spec.windows_days])
-        out = out.join(maps, [USER_KEY, "T"], "left")
         for w in spec.windows_days:
-            total, counts = F.col(f"user_events_{w}d"), F.col(f"m__{w}")
-            share = F.transform(F.sequence(F.lit(0).cast("long"), F.lit(len(vocab) - 1).cast("long")),
-                                lambda i: (F.coalesce(F.element_at(counts, i), F.lit(0)).cast("double")
-                                           / total.cast("double")).cast("float"))
-            out = out.withColumn(f"user_{column}_share_{w}d", F.when(total > 0, share)).drop(f"m__{w}")
-    return out
+            total = F.col(f"n_all__{w}").cast("double")
+            shares = F.array(*[(F.col(f"{column}__{j}__{w}").cast("double") / total).cast("float")
+                               for j in range(len(spec.vocabularies[column]))])
+            out.append(F.when(total > 0, shares).alias(f"user_{column}_share_{w}d"))
+    return win.select(*out)
 
 
 def _finish(frame, view: str, spec: FeatureSpec):
