@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -33,6 +34,48 @@ from recsys import training  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def step_params(config: str | Path) -> Callable[[str], dict]:
+    """step name -> its `params` dict in a train config (empty when the file or the step has none)."""
+    path = Path(config)
+    steps = (yaml.safe_load(path.read_text()) or {}).get("steps", {}) if path.exists() else {}
+    return lambda step: ((steps.get(step) or {}).get("parameters") or {}).get("params", {}) or {}
+
+
+def load_split(cache_dir: str | Path):
+    """MovieLens-100K and its per-user temporal 80/10/10 split (the protocol above)."""
+    ds = load_movielens_100k(cache_dir)
+    split = temporal_user_split(ds.interactions, (0.8, 0.1, 0.1))
+    print(f"MovieLens-100K: {len(ds.interactions)} interactions, {ds.interactions.user_id.nunique()} users, "
+          f"{len(ds.items)} items; train/valid/test = {len(split.train)}/{len(split.valid)}/{len(split.test)}")
+    return ds, split
+
+
+def fit_generator(ds, split, params: Callable[[str], dict], two_tower: bool = True):
+    """Candidate sources fitted on train (with the two-tower model unless `two_tower` is False)."""
+    model = index = None
+    if two_tower:
+        from recsys.retrieval.index import AnnIndex
+        from recsys.retrieval.two_tower import TwoTowerConfig, train_two_tower
+
+        model = train_two_tower(split.train, split.valid, ds.items, ds.users, TwoTowerConfig(**params("train_retrieval")))
+        index = AnnIndex.build(model.item_embeddings, model.item_ids, **params("build_ann_index"))
+    return training.fit_candidate_generator(split.train, split.valid, ds.items, ds.users, model, index,
+                                            params("generate_candidates"))
+
+
+def fit_staged(ds, split, generator, ranker_params: dict, store=None):
+    """The staged recommender (ranker learnt on train -> valid) knowing train histories; (model, importance).
+    `store`: an optional feature-store provider for the ranker (recsys.features.provider)."""
+    ranking, importance = training.fit_ranker(generator, split.train, split.valid, ds.items, ds.users,
+                                              ranker_params, store)
+    return training.build_recommender(generator, ranking, ds.items, ds.users, split.train), importance
+
+
+def score(models: dict, ds, split):
+    """Metrics @10 of each model over the test users, train+valid masked."""
+    return evaluate(models, split.test, k=10, n_items=len(ds.items), exclude=split.valid)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache-dir", default=str(ROOT / "data" / "raw"))
@@ -42,33 +85,18 @@ def main() -> None:
     parser.add_argument("--no-two-tower", action="store_true", help="skip the TFRS model (faster)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    steps = (yaml.safe_load(Path(args.config).read_text()) or {}).get("steps", {}) if Path(args.config).exists() else {}
-
-    def params(step: str) -> dict:
-        return ((steps.get(step) or {}).get("parameters") or {}).get("params", {}) or {}
+    params = step_params(args.config)
 
     start = time.time()
-    ds = load_movielens_100k(args.cache_dir)
-    split = temporal_user_split(ds.interactions, (0.8, 0.1, 0.1))
-    print(f"MovieLens-100K: {len(ds.interactions)} interactions, {ds.interactions.user_id.nunique()} users, "
-          f"{len(ds.items)} items; train/valid/test = {len(split.train)}/{len(split.valid)}/{len(split.test)}")
-    two_tower = index = None
-    if not args.no_two_tower:
-        from recsys.retrieval.index import AnnIndex
-        from recsys.retrieval.two_tower import TwoTowerConfig, train_two_tower
-
-        two_tower = train_two_tower(split.train, split.valid, ds.items, ds.users, TwoTowerConfig(**params("train_retrieval")))
-        index = AnnIndex.build(two_tower.item_embeddings, two_tower.item_ids, **params("build_ann_index"))
-    generator = training.fit_candidate_generator(split.train, split.valid, ds.items, ds.users, two_tower, index,
-                                                 params("generate_candidates"))
+    ds, split = load_split(args.cache_dir)
+    generator = fit_generator(ds, split, params, two_tower=not args.no_two_tower)
     recall = training.candidate_recall(generator, split.train, split.test)
     ranker_params = params("train_ranker")
     if args.ranker:
         ranker_params = {**ranker_params, "kind": args.ranker}
-    ranking, importance = training.fit_ranker(generator, split.train, split.valid, ds.items, ds.users, ranker_params)
-    staged = training.build_recommender(generator, ranking, ds.items, ds.users, split.train)
+    staged, importance = fit_staged(ds, split, generator, ranker_params)
     models = {"staged": staged, **training.comparison_models(staged, split.train, split.train)}
-    table = evaluate(models, split.test, k=10, n_items=len(ds.items), exclude=split.valid)
+    table = score(models, ds, split)
     print("\ncandidate recall on test (from train histories):")
     for key, value in recall.items():
         print(f"  {key}: {value:.4f}")
