@@ -105,15 +105,24 @@ class RankingFeatures:
         self._build_matrices(catalog)
 
     def windowed_count(self, positions: np.ndarray, ref: np.ndarray, days: float) -> np.ndarray:
+        return self.windowed_counts(positions, ref, [days])[0]
+
+    def windowed_counts(self, positions: np.ndarray, ref: np.ndarray, windows) -> list[np.ndarray]:
+        """Events on each item in (ref - days, ref], per window: the upper bound is searched once for all."""
         base = positions.astype(np.float64) * 1e10 - self._t0
         ref = np.clip(ref, self._t0, None)
-        upper, lower = base + ref, base + np.clip(ref - days * DAY, self._t0, None)
+        upper = base + ref
         # Sorted queries: numpy's binary search starts from the previous hit, far fewer cache misses.
         order = np.argsort(upper, kind="stable")
-        hi, lo = np.empty(len(upper), np.int64), np.empty(len(upper), np.int64)
+        hi = np.empty(len(upper), np.int64)
         hi[order] = np.searchsorted(self._keys, upper[order], side="right")
-        lo[order] = np.searchsorted(self._keys, lower[order], side="left")
-        return (hi - lo).astype(np.float32)
+        out = []
+        for days in windows:
+            lower = base + np.clip(ref - days * DAY, self._t0, None)
+            lo = np.empty(len(upper), np.int64)
+            lo[order] = np.searchsorted(self._keys, lower[order], side="left")  # same order: lower <= upper
+            out.append((hi - lo).astype(np.float32))
+        return out
 
     # ---- transform: one row per valid (user, candidate) ----
     def transform(self, cands: Candidates, history: History, ref_time: np.ndarray | None = None) -> pd.DataFrame:
@@ -152,8 +161,8 @@ class RankingFeatures:
         f["n_sources"] = sum((by >> k) & 1 for k in range(len(self.source_names))).astype(np.float32)
         f["candidate_order"] = c_idx.astype(np.float32)
         f["pop_all"] = self._count[pos]
-        for d in self.windows_days:
-            f[f"pop_{int(d)}d"] = self.windowed_count(pos, ref, d)
+        for d, counts in zip(self.windows_days, self.windowed_counts(pos, ref, self.windows_days)):
+            f[f"pop_{int(d)}d"] = counts
         f["days_since_first"] = (ref - self._first[pos]) / DAY
         f["days_since_last"] = (ref - self._last[pos]) / DAY
         for k, col in enumerate(self.numeric):

@@ -61,13 +61,13 @@ class CandidateGenerator:
         user_ids = list(user_ids)
         if exclude is None:
             exclude = history.matrix(user_ids)
-        tops, denses = [], {}
+        tops, scorers = [], {}
         for source in self.sources:
-            top, dense = source.retrieve(user_ids, history, self.n_per_source.get(source.name, 50), exclude)
+            top, scores_at = source.candidates(user_ids, history, self.n_per_source.get(source.name, 50), exclude)
             tops.append(top)
-            denses[source.name] = dense
-            for view, scores in source.views(user_ids, history).items():
-                denses[f"{source.name}_{view}"] = scores
+            scorers[source.name] = scores_at
+            for view, dense in source.views(user_ids, history).items():
+                scorers[f"{source.name}_{view}"] = lambda p, dense=dense: np.take_along_axis(dense, p, 1)
         stacked = np.concatenate(tops, axis=1)
         bits = np.concatenate([np.full(t.shape, 1 << k, dtype=np.int32) for k, t in enumerate(tops)], axis=1)
         positions = np.full(stacked.shape, -1, dtype=np.int64)
@@ -86,8 +86,8 @@ class CandidateGenerator:
         positions, proposed_by = positions[:, :width], proposed_by[:, :width]
         safe = np.maximum(positions, 0)
         scores = {}
-        for name, dense in denses.items():
-            s = np.take_along_axis(dense, safe, 1).astype(np.float32)
+        for name, scores_at in scorers.items():  # each source's score at every candidate (ranking features)
+            s = np.asarray(scores_at(safe), dtype=np.float32)
             s[(positions < 0) | ~np.isfinite(s)] = np.nan
             scores[name] = s
         return Candidates(user_ids, positions, proposed_by, scores)

@@ -43,6 +43,13 @@ class CandidateSource:
         dense = self.dense_scores(user_ids, history)
         return top_n(dense, n, exclude), dense
 
+    def candidates(self, user_ids, history: History, n: int, exclude: sp.csr_matrix):
+        """(`retrieve`'s positions, `scores_at(positions [users, m]) -> float32 [users, m]`): what the
+        generator needs. The ranking features read a source's scores only at the candidates, so a source
+        that can find its top items without scoring the whole catalogue overrides this."""
+        top, dense = self.retrieve(user_ids, history, n, exclude)
+        return top, lambda positions: np.take_along_axis(dense, positions, 1)
+
     # Persistence: the numeric state in one .npz, the settings in JSON.
     def state(self) -> dict[str, np.ndarray]:
         return {}
@@ -217,6 +224,23 @@ class PopularSource(CandidateSource):
         counts = _pad(self.counts, len(history.catalog))  # items added after fitting have no count yet
         return np.broadcast_to(counts, (len(user_ids), len(counts))).copy()
 
+    def candidates(self, user_ids, history: History, n: int, exclude: sp.csr_matrix):
+        """The same items as top_n over the broadcast counts, from the catalogue's order by count computed
+        once: a user's top n are the first n of that order they have not excluded (no per-request scan)."""
+        counts = _pad(self.counts, len(history.catalog))
+        cached = getattr(self, "_order", None)
+        if cached is None or cached[0] is not self.counts or len(cached[1]) != len(counts):
+            cached = self._order = (self.counts, top_n(counts[None, :], len(counts))[0])
+        order = cached[1]
+        n = min(n, len(counts))
+        out = np.full((len(user_ids), n), -1, dtype=np.int64)
+        for r in range(len(user_ids)):
+            skip = exclude.indices[exclude.indptr[r]:exclude.indptr[r + 1]] if exclude is not None else ()
+            head = order[: n + len(skip)]
+            keep = head[~np.isin(head, skip)][:n] if len(skip) else head[:n]
+            out[r, : len(keep)] = keep
+        return out, lambda positions: counts[positions]
+
     def settings(self) -> dict:
         return {"window_days": self.window_days}
 
@@ -255,18 +279,23 @@ class TwoTowerSource(CandidateSource):
         seqs = [list(ids[history.items(u)[-self.history_length:]]) for u in user_ids]
         return self.model.user_embeddings(list(user_ids), seqs)
 
-    def _catalog_scores(self, vectors: np.ndarray, history: History) -> np.ndarray:
-        """vectors x catalogue-aligned item vectors (kept once, not gathered per call); -inf where the
-        model lacks the item."""
+    def _by_position_vectors(self, history: History):
+        """(model embeddings it was built from, catalogue-aligned item vectors (kept once, not gathered per
+        call), positions the model lacks)."""
         rows = self._rows(history)
         cached = getattr(self, "_by_position", None)
         if cached is None or cached[0] is not self.model.item_embeddings or len(cached[1]) != len(rows):
             emb = np.zeros((len(rows), self.model.item_embeddings.shape[1]), dtype=self.model.item_embeddings.dtype)
             emb[rows >= 0] = self.model.item_embeddings[rows[rows >= 0]]
             cached = self._by_position = (self.model.item_embeddings, emb, np.flatnonzero(rows < 0))
-        out = (vectors @ cached[1].T).astype(np.float32, copy=False)
-        if len(cached[2]):
-            out[:, cached[2]] = -np.inf
+        return cached
+
+    def _catalog_scores(self, vectors: np.ndarray, history: History) -> np.ndarray:
+        """vectors x catalogue-aligned item vectors; -inf where the model lacks the item."""
+        _, emb, lacking = self._by_position_vectors(history)
+        out = (vectors @ emb.T).astype(np.float32, copy=False)
+        if len(lacking):
+            out[:, lacking] = -np.inf
         return out
 
     def dense_scores(self, user_ids, history: History) -> np.ndarray:
@@ -274,11 +303,14 @@ class TwoTowerSource(CandidateSource):
 
     def retrieve(self, user_ids, history: History, n: int, exclude: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """Top items come from the Faiss index (exact or HNSW); dense scores by inner product."""
-        rows = self._rows(history)
         vectors = self.user_vectors(user_ids, history)
         dense = self._catalog_scores(vectors, history)
         if self.index is None:
             return top_n(dense, n, exclude), dense
+        return self._search(vectors, history, n, exclude), dense
+
+    def _search(self, vectors: np.ndarray, history: History, n: int, exclude: sp.csr_matrix) -> np.ndarray:
+        rows = self._rows(history)
         position_of_row = getattr(self, "_position_of_row", None)  # absent on objects pickled before it
         if position_of_row is None or len(position_of_row) != len(self.model.item_ids):
             position_of_row = np.full(len(self.model.item_ids), -1)
@@ -286,12 +318,30 @@ class TwoTowerSource(CandidateSource):
             self._position_of_row = position_of_row
         extra = int(np.diff(exclude.indptr).max(initial=0))
         _, found = self.index.search(vectors, n + extra)
-        out = np.full((len(user_ids), n), -1, dtype=np.int64)
+        out = np.full((len(vectors), n), -1, dtype=np.int64)
         for r, hits in enumerate(position_of_row[found]):
             seen = exclude.indices[exclude.indptr[r]:exclude.indptr[r + 1]]
             keep = hits[(hits >= 0) & ~np.isin(hits, seen)][:n]
             out[r, : len(keep)] = keep
-        return out, dense
+        return out
+
+    def candidates(self, user_ids, history: History, n: int, exclude: sp.csr_matrix):
+        """Top items from the Faiss index; scores only at the candidates (a dot product each), not over the
+        catalogue. Without an index (or when exclusions outnumber a tenth of the catalogue, e.g. a narrow
+        context pushed into retrieval), `retrieve`'s exact scan."""
+        if self.index is None or int(np.diff(exclude.indptr).max(initial=0)) > len(history.catalog) // 10:
+            return super().candidates(user_ids, history, n, exclude)
+        vectors = self.user_vectors(user_ids, history)
+        top = self._search(vectors, history, n, exclude)
+        _, emb, lacking = self._by_position_vectors(history)
+
+        def scores_at(positions: np.ndarray) -> np.ndarray:
+            out = np.einsum("ud,umd->um", vectors, emb[positions]).astype(np.float32, copy=False)
+            if len(lacking):
+                out[np.isin(positions, lacking)] = -np.inf
+            return out
+
+        return top, scores_at
 
     def settings(self) -> dict:
         return {"history_length": self.history_length}
@@ -346,6 +396,12 @@ def top_n(scores: np.ndarray, n: int, exclude: sp.csr_matrix | None = None) -> n
     n = min(n, scores.shape[1])
     if n <= 0:  # a source used only for its scores (features), proposing nothing
         return np.empty((scores.shape[0], 0), dtype=np.int64)
+    if scores.shape[0] == 1:  # one request: the same operations on the row, without the 2-d index helpers
+        neg = -scores[0]
+        part = np.argpartition(neg, n - 1)[:n]
+        top = part[np.argsort(neg[part], kind="stable")]
+        top[~np.isfinite(neg[top])] = -1
+        return top[None, :]
     part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
     order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
     top = np.take_along_axis(part, order, 1)
