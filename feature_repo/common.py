@@ -18,5 +18,8 @@ from feast.types import Array, Float32, Float64, Int64, String  # noqa: E402
 from recsys.features import definitions as d  # noqa: E402
 
 FEATURES_DIR = d.features_dir(REPO)
+# The state feature_store*.yaml points at (registry, sqlite online store): Feast creates only the last
+# directory of those paths, and data/ is not in a fresh clone.
+(REPO.parent / "data" / "feast").mkdir(parents=True, exist_ok=True)
 SPEC = d.FeatureSpec.read(FEATURES_DIR) if (FEATURES_DIR / d.SPEC_FILE).is_file() else d.default_spec()
 FEAST_TYPES = {d.INT64: Int64, d.FLOAT64: Float64, d.FLOAT32_LIST: Array(Float32), d.STRING: String}
