@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from pathlib import Path
 
 from bentos.feedback import KafkaSink
 from bentos.settings import ServingSettings
 from bentos.slots import Loaded, ModelSlot
+from bentos.warmup import BUSY_SECONDS, Warmer, prime
 from recsys.serving.experiments import Experiment, ExperimentLog, Shadow
 
 log = logging.getLogger(__name__)
@@ -40,21 +42,32 @@ class ServingRuntime:
         self.log = (ExperimentLog(Path(settings.log_dir) / f"experiments-{os.getpid()}.jsonl")
                     if self.experiment or settings.shadow else None)
         self.shadow: Shadow | None = None
+        self.warmers: dict[str, Warmer] = {}  # served slots: ranked lists computed off the request path
+        self.last_request = 0.0  # monotonic time of the latest /recommend (warm-ups yield while serving)
+        self._gauges_at = 0.0
 
     def _slot(self, name: str, ref: str, prepare=None) -> ModelSlot:
         return ModelSlot(name, ref, self.settings.tracking_uri, self.settings.cache_dir,
-                         prepare=prepare or self._prepare)
+                         prepare=prepare or (lambda recommender: self._prepare(recommender, name)))
 
     # ---- loading and hot reload ----
-    def _prepare(self, recommender):
+    def _prepare(self, recommender, slot: str = "control"):
         """Attach the online feature store (when the ranker uses store features), warm up (the first calls
         build caches and compile), then wire the stage-timing hook. The warm-up runs on a variant that
-        records no impressions (models shared). Returns the online feature provider or None."""
+        records no impressions (models shared). On a hot reload, also compute the new version's ranked
+        lists for the users the old one served most recently (`warm_before_swap_seconds`), so they stay
+        fast across the swap. Returns the online feature provider or None."""
         online = self._attach_online_features(recommender)
         warm = recommender.variant(filters={"record_impressions": False})
         users = recommender.history.users[:1]
         for user in users + [WARMUP_USER]:
             warm.recommend(user, k=10)
+        current = self.slots[slot].current if slot in getattr(self, "slots", {}) else None
+        if current is not None and self.settings.warm_up:
+            started = time.perf_counter()
+            n = prime(recommender, current.recommender, self.settings.warm_before_swap_seconds)
+            log.info("slot %s: %d ranked lists computed before the swap (%.1fs)", slot, n,
+                     time.perf_counter() - started)
         if self.metrics is not None:
             recommender.observer = self.metrics.observe_stage
         return online
@@ -113,6 +126,12 @@ class ServingRuntime:
             if old is not None:
                 old.close(timeout=1.0)
         slot.install(loaded)
+        if self.settings.warm_up and slot.name != "shadow":  # the shadow scores in its own thread anyway
+            warmer = self.warmers.get(slot.name)
+            if warmer is None:
+                current = (lambda name=slot.name: getattr(self.slots[name].current, "recommender", None))
+                warmer = self.warmers[slot.name] = Warmer(current, self._busy, f"warm-up-{slot.name}")
+            warmer.restart()
         if self.metrics is not None:
             self.metrics.set_model(slot.name, loaded.version, loaded.resolved.key,
                                    (previous.version, previous.resolved.key) if previous else None)
@@ -134,7 +153,13 @@ class ServingRuntime:
         Raises the Recommender's InvalidRequest (a ValueError) for a request it cannot serve."""
         variant = self.variant(user_id)
         loaded = self.slots[variant].current
+        self.last_request = now = time.monotonic()
         items = loaded.recommender.recommend(user_id, k=k, exclude=exclude, context=context)
+        if self.metrics is not None and now - self._gauges_at > 1.0:  # cache figures, at most once a second
+            self._gauges_at = now
+            self.metrics.set_ranked_lists(variant, loaded.recommender.ranked.stats(),
+                                          self.warmers.get(variant) is not None
+                                          and self.warmers[variant].finished_at is not None)
         if self.metrics is not None:
             n_cold = sum(item["stage"] == "cold_start" for item in items)
             if n_cold:
@@ -171,6 +196,9 @@ class ServingRuntime:
                 recommender = slot.current.recommender
                 if event["item_id"] in recommender.catalog.index:
                     counts = recommender.record_feedback(event)
+                    warmer = self.warmers.get(slot.name)
+                    if warmer is not None and event["event_type"] != "impression":
+                        warmer.touch(event["user_id"])  # their ranked list is recomputed before they return
                 else:  # an item this version does not know: nothing to apply (History.add fails on it)
                     counts = {"applied": 0, "unknown_items": 1, "impressions": 0}
                 applied = counts if applied is None else applied
@@ -200,7 +228,12 @@ class ServingRuntime:
                 return False, f"online feature store of {name} not answering"
         return True, "ok"
 
+    def _busy(self) -> bool:
+        return time.monotonic() - self.last_request < BUSY_SECONDS
+
     def close(self) -> None:
+        for warmer in self.warmers.values():
+            warmer.stop()
         if self.shadow is not None:
             self.shadow.close(timeout=1.0)
         if self.kafka is not None:

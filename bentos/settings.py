@@ -53,6 +53,9 @@ class ServingSettings(BaseModel):
     access_log: bool = Field(False, description="BentoML's per-request access log lines")
     trace_api: bool = Field(False, description="OpenTelemetry spans for the API routes")
     gc_freeze: bool = Field(True, description="gc.freeze() after each (re)load")
+    warm_up: bool = Field(True, description="compute known users' ranked lists in the background after a load")
+    warm_before_swap_seconds: float = Field(20.0, ge=0.0, description="hot reload: time spent computing the "
+                                            "new version's lists for the most recent users before the swap")
     in_bento: dict = Field(default_factory=dict, description="overrides applied inside a built bento")
 
 
@@ -76,6 +79,8 @@ ENV = {
     "RECSYS_ACCESS_LOG": (None, "access_log"),
     "RECSYS_TRACE_API": (None, "trace_api"),
     "RECSYS_GC_FREEZE": (None, "gc_freeze"),
+    "RECSYS_WARM_UP": (None, "warm_up"),
+    "RECSYS_WARM_BEFORE_SWAP": (None, "warm_before_swap_seconds"),
 }
 
 

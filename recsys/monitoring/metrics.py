@@ -56,6 +56,17 @@ class ServingMetrics:
             f"{ns}_feedback_events_total", "Feedback events accepted, by sink (kafka, direct) and variant.",
             ["sink", "event_type", "variant"], registry=registry)
 
+        self.ranked_lists = Gauge(
+            f"{ns}_ranked_lists", "Ranked-candidate cache of the served Recommender (recsys/serving/ranked.py): "
+            "entries, bytes, and since load hits, misses, fallbacks (short lists after filtering), "
+            "invalidated, evicted; warm_done is 1 once the background warm-up finished.",
+            ["variant", "what"], multiprocess_mode="livesum", registry=registry)
+
+    def set_ranked_lists(self, variant: str, stats: dict, warm_done: bool) -> None:
+        for what in ("entries", "bytes", "hits", "misses", "fallbacks", "invalidated", "evicted"):
+            self.ranked_lists.labels(variant, what).set(stats.get(what, 0))
+        self.ranked_lists.labels(variant, "warm_done").set(1 if warm_done else 0)
+
     def observe_stage(self, stage: str, seconds: float, n_items: int | None = None) -> None:
         """The Recommender's stage-timing hook: `observer(stage_name, seconds, n_items)`."""
         self.stage_seconds.labels(stage).observe(seconds)

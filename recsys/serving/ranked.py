@@ -111,12 +111,13 @@ def compute(rec, users: list[str], exclusions: list[np.ndarray], timer: dict, ex
             rows = row_of[r, order]
             entry.pending = (None if X is None else (X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows]),
                              None if leaves is None else [lv[rows] for lv in leaves])
-            if explain_depth > 0:
-                with timed(timer, "explain", min(explain_depth, len(order))):
-                    rec.explainer.explain(entry, rec.history, user, np.arange(min(explain_depth, len(order))))
-            if not keep_rows:
-                entry.pending = None
         out.append(entry)
+    if explain_depth > 0:
+        with timed(timer, "explain", sum(min(explain_depth, len(e)) for e in out)):
+            rec.explainer.explain_many(out, rec.history, users, [np.arange(min(explain_depth, len(e))) for e in out])
+        if not keep_rows:
+            for entry in out:
+                entry.pending = None
     return out
 
 

@@ -196,17 +196,20 @@ class Recommender:
         self._models_epoch[0] += 1
         self.ranked.clear()
 
+    def warm_order(self) -> list[str]:
+        """Known users, most recently active first (the order a warm-up computes them in)."""
+        users = self.history.users
+        return [users[i] for i in np.argsort(-self.history.last_time(users), kind="stable")]
+
     def warm(self, user_ids=None, explain: bool = True, stop=None) -> int:
-        """Compute and cache ranked candidates for known users in batches (the service runs this in the
-        background after a load, and before a hot-reload swap): `user_ids` in order (default: every known
-        user, most recently active first), until the cache's memory budget is reached or `stop()` is
-        true. Returns how many entries were computed."""
+        """Compute and cache ranked candidates for known users without a cached list, in batches (the
+        service runs this in the background after a load, and before a hot-reload swap): `user_ids` in
+        order (default `warm_order()`), until the cache's memory budget is reached or `stop()` is true.
+        With `explain`, the re-rank pool's explanations too. Returns how many lists were computed."""
         if not self.ranked.enabled:
             return 0
-        if user_ids is None:
-            users = self.history.users
-            user_ids = [users[i] for i in np.argsort(-self.history.last_time(users), kind="stable")]
-        todo = [u for u in dict.fromkeys(map(str, user_ids)) if u in self.history and u not in self.ranked]
+        ids = self.warm_order() if user_ids is None else user_ids
+        todo = [u for u in dict.fromkeys(map(str, ids)) if u in self.history and u not in self.ranked]
         depth = self._explain_depth(10) if explain and self.config["explain"]["enabled"] else 0
         done, size = 0, max(1, min(self.config["batch_size"], 64))
         for start in range(0, len(todo), size):
