@@ -62,7 +62,8 @@ def compute_tables(interactions: pd.DataFrame, items: pd.DataFrame, spec: Featur
     user = _activity(events, USER_KEY, spec, last_snapshot, numeric=spec.numeric)
     item = _activity(events, ITEM_KEY, spec, last_snapshot, numeric=())
     shares = _affinity(events, attrs, user, spec, last_snapshot)
-    return {USER_ACTIVITY: _to_arrow(user, USER_ACTIVITY, spec), ITEM_POPULARITY: _to_arrow(item, ITEM_POPULARITY, spec),
+    return {USER_ACTIVITY: _to_arrow(user, USER_ACTIVITY, spec),
+            ITEM_POPULARITY: _to_arrow(item, ITEM_POPULARITY, spec),
             USER_AFFINITY: _to_arrow(user, USER_AFFINITY, spec, shares)}
 
 

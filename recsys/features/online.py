@@ -180,7 +180,8 @@ class OnlineFeatures(StoreFeatures):
     def status(self) -> dict:
         return {"online_store": self._store.config.online_store.type if self._store is not None else None,
                 "clock": self.clock, "max_age_seconds": self.max_age,
-                "item_table_age_seconds": round(time.time() - self._items_loaded_at, 1) if self._items_loaded_at else None,
+                "item_table_age_seconds":
+                    round(time.time() - self._items_loaded_at, 1) if self._items_loaded_at else None,
                 "counts": dict(self.counts), "last_error": self.last_error}
 
 

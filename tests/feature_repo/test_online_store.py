@@ -109,7 +109,8 @@ def test_ping_and_failures_degrade_to_missing_features(env, tmp_path):
     assert online(env).ping()
     if env.kind == "redis":
         saved = os.environ["RECSYS_REDIS"]
-        os.environ["RECSYS_REDIS"] = f"127.0.0.1:{free_port()},socket_connect_timeout=1,socket_timeout=1"  # no one there
+        # nothing listens there
+        os.environ["RECSYS_REDIS"] = f"127.0.0.1:{free_port()},socket_connect_timeout=1,socket_timeout=1"
         try:
             broken = online(env)
             broken.store  # noqa: B018 (open it while the variable points nowhere)
