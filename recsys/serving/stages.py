@@ -88,12 +88,14 @@ def _serve(rec, user, entry, excluded, parsed: ParsedContext, k, timer, depth, p
         with _timed(timer, "explain", len(slate.positions)):
             missing = entry.unexplained(rows)
             if len(missing):
-                extra = np.empty(0, np.int64)
                 if entry.pending is None:  # a cached entry: one more pass for its feature rows
                     rec.ranked.counts["explain_passes"] += 1
                     exclusions = pushed if pushed is not None else rec._seen(user)
                     entry.pending = ranked.compute(rec, [user], [exclusions], {}, 0, keep_rows=True)[0].pending
-                    extra = np.arange(min(depth, len(entry)))  # while the rows are here: the next pages too
+                # A list that stays cached: while its rows are here, explain a pool beyond the deepest item
+                # chosen, so the next pages (impression fatigue, exclusions) need no other pass.
+                reach = max(depth, int(rows.max()) + 1 + rec.reranker.pool)
+                extra = np.arange(min(reach, len(entry))) if pushed is None else np.empty(0, np.int64)
                 rec.explainer.explain(entry, rec.history, user, np.union1d(missing, extra))
             entry.pending = None
             if pushed is None and len(missing):
