@@ -10,7 +10,9 @@ on loopback ports and drives each with wrk (Debian package `wrk`) at 1, 8 and 32
   - a bare Starlette app answering a constant (the floor of a Python ASGI server on this box),
   - a BentoML no-op endpoint declared with the same service options as the recommender,
   - the recommender service (`bentoml serve bentos.service:RecommenderService`) on the bundle: POST
-    /recommend for known users (cycling over a sample) with a share of unknown (cold-start) users.
+    /recommend for known users (cycling over a sample) with a share of unknown (cold-start) users, measured
+    once its background warm-up has computed every known user's ranked list (the wait is printed, and the
+    cache's hits / misses / fallbacks during the runs, from the service's /metrics).
 Then a soak: /recommend at 8 connections for --soak seconds, resident memory of the server's process tree
 before and after, and a hot reload during load (a new bundle version published into the served directory)
 with its request failures counted. Every figure printed comes from this run; the setup line says what ran.
@@ -39,6 +41,7 @@ from bentos.devserver import BentoServer, free_port  # noqa: E402
 
 CONNECTIONS = (1, 8, 32)
 COLD_SHARE = 10  # every 10th request is an unknown user (cold start)
+RELOAD_SECONDS = 60  # the new version loads (~6 s on 10k items) and primes its cache (<= 20 s) under load
 
 
 # ---- wrk ----
@@ -113,19 +116,37 @@ def server_env(tmp: Path, model: str, **extra) -> dict[str, str]:
 
 # ---- the parts ----
 def in_process(bundle: Path, requests: int, k: int) -> None:
-    import numpy as np
-    from serving_stages import measure, setup_line, summary
+    from serving_stages import report
 
     from recsys.registry.bundle import load_bundle
 
     rec, _ = load_bundle(bundle)
-    rng = np.random.default_rng(1)
-    known = list(rng.choice(rec.history.users, requests))
-    cold = [f"visitor-{i}" for i in range(requests)]
-    print(f"\n== in-process (benchmarks/serving_stages.py measure): {setup_line(rec)}")
-    for name, users in (("known users", known), ("cold users", cold)):
-        print(f"\n{name}: {requests} requests, k={k}, one thread")
-        print(summary(measure(rec, users, k)).to_string())
+    print("\n== in-process (benchmarks/serving_stages.py report)")
+    report(rec, requests, k)
+
+
+def ranked_lists(url: str) -> dict[str, float]:
+    """The service's ranked-list cache figures from /metrics (recsys_ranked_lists, control variant); they
+    are refreshed by /recommend calls, so one is sent first."""
+    import urllib.request
+
+    body = json.dumps({"user_id": "visitor-metrics", "k": 1}).encode()
+    urllib.request.urlopen(urllib.request.Request(url + "/recommend", body, {"Content-Type": "application/json"}))
+    text = urllib.request.urlopen(url + "/metrics").read().decode()
+    return {m.group(1): float(m.group(2)) for m in
+            re.finditer(r'^recsys_ranked_lists\{variant="control",what="(\w+)"\} ([\d.e+]+)$', text, re.M)}
+
+
+def wait_warm(url: str, timeout: float = 600.0) -> str:
+    """Block until the service's background warm-up has computed every known user's ranked list."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        time.sleep(1.0)  # the gauges update at most once a second
+        stats = ranked_lists(url)
+        if stats.get("warm_done") == 1:
+            return (f"warm-up done after {time.monotonic() - started:.0f} s: {stats['entries']:.0f} ranked lists, "
+                    f"{stats['bytes'] / 2**20:.0f} MiB")
+    raise RuntimeError(f"warm-up not done after {timeout:.0f} s")
 
 
 def http(bundle: Path, users: list[str], tmp: Path, duration: float, k: int, tail_sources: bool) -> None:
@@ -147,9 +168,17 @@ def http(bundle: Path, users: list[str], tmp: Path, duration: float, k: int, tai
             ctx = BentoServer(env, tmp / f"{re.sub(r'[^a-z]+', '-', name)}.log", service=service)
             path, script = ("/noop", const_lua) if "noop" in service else ("/recommend", rec_lua)
         with ctx as server:
+            if path == "/recommend":
+                print(f"{name}: {wait_warm(server.url)}", flush=True)
+                before = ranked_lists(server.url)
             wrk(server.url + path, script, 8, 3)  # warm-up
             for c in CONNECTIONS:
                 rows.append({"target": name, "connections": c, **wrk(server.url + path, script, c, duration)})
+            if path == "/recommend":
+                after = ranked_lists(server.url)
+                done = {w: after[w] - before[w] for w in ("hits", "misses", "fallbacks")}
+                print(f"{name}: ranked lists during the runs: {done} (hit ratio "
+                      f"{done['hits'] / max(sum(done.values()), 1):.3f}; unknown users never use them)")
     print(f"\n== HTTP: wrk -t1 -cN -d{duration:.0f}s, one BentoML worker, client and server on the same "
           f"{os.cpu_count()} cores")
     print(f"{'target':<26}{'conn':>5}{'req/s':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs no-op':>10}")
@@ -169,6 +198,7 @@ def soak(bundle: Path, users: list[str], tmp: Path, seconds: float, k: int) -> N
     script.write_text(lua_recommend(users, k))
     env = server_env(tmp / "soak", str(root), RECSYS_RELOAD_INTERVAL="1")
     with BentoServer(env, tmp / "soak.log") as server:
+        print(f"\n== soak server: {wait_warm(server.url)}")
         wrk(server.url + "/recommend", script, 8, 10)  # warm-up: caches, allocator, impression log fill
         before = server.pid_tree_rss()
         result = wrk(server.url + "/recommend", script, 8, seconds)
@@ -190,14 +220,15 @@ def soak(bundle: Path, users: list[str], tmp: Path, seconds: float, k: int) -> N
 
         thread = threading.Thread(target=promote)
         thread.start()
-        result = wrk(server.url + "/recommend", script, 8, 30)
+        result = wrk(server.url + "/recommend", script, 8, RELOAD_SECONDS)
         thread.join()
         import urllib.request
 
         body = json.dumps({"user_id": users[0], "k": 1}).encode()
         request = urllib.request.Request(server.url + "/recommend", body, {"Content-Type": "application/json"})
         version = json.loads(urllib.request.urlopen(request).read())["model_version"]
-        print(f"== hot reload during load: 30 s at 8 connections, new version published at 5 s: "
+        print(f"== hot reload during load: {RELOAD_SECONDS} s at 8 connections, new version published at 5 s "
+              f"(loaded, warmed and primed with the recent users' ranked lists in the background, then swapped): "
               f"{result['requests']} requests, {result['errors']} failed, p99 {result['p99']:.1f} ms; "
               f"serving {version!r} afterwards")
 
@@ -211,6 +242,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="in-process requests per user kind")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--tail-sources", action="store_true", help="also run BentoML's default settings")
+    parser.add_argument("--skip-in-process", action="store_true", help="HTTP (and soak) only")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
@@ -227,7 +259,8 @@ def main() -> None:
           f"{os.cpu_count()} cores ({platform.machine()}), load average {load[0]:.2f} (shared box: other "
           f"processes run beside this one); Python {platform.python_version()}; "
           f"{subprocess.run(['wrk', '-v'], capture_output=True, text=True).stdout.split(chr(10))[0]}")
-    in_process(bundle, args.requests, args.k)
+    if not args.skip_in_process:
+        in_process(bundle, args.requests, args.k)
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:
         http(bundle, users, Path(tmp), args.duration, args.k, args.tail_sources)
         if args.soak > 0:

@@ -278,14 +278,17 @@ class Explainer:
     def reasons(self, entry, rows: np.ndarray, sources: list[str], labels) -> list[str]:
         """Reason texts for chosen items: `rows` are their indices in `entry` (-1: placed by a rule, not a
         candidate), all explained already."""
-        at = np.searchsorted(entry.explained, rows)
+        at = np.searchsorted(entry.explained, rows).clip(0, max(len(entry.explained) - 1, 0))
+        anchors, weights = entry.anchor[at].tolist(), entry.anchor_weight[at].tolist()  # Python scalars:
+        if entry.factor_index is not None:  # formatting numpy scalars one by one costs several times more
+            f_index, f_value = entry.factor_index[at].tolist(), entry.factor_value[at].tolist()
         out = []
-        for j, i, source, label in zip(rows, at, sources, labels):
+        for n, (j, source, label) in enumerate(zip(rows.tolist(), sources, labels)):
             anchor = factor = None
             if j >= 0:
-                anchor = self.anchor_text(int(entry.anchor[i]), entry.anchor_weight[i])
+                anchor = self.anchor_text(anchors[n], weights[n])
                 if entry.factor_index is not None:
-                    factor = self.factor_text(entry.factor_index[i], entry.factor_value[i])
+                    factor = self.factor_text(f_index[n], f_value[n])
             parts = [anchor or SOURCE_PHRASES.get(source, f"proposed by {source}"), factor, rule_text(label)]
             out.append("; ".join(p for p in parts if p))
         return out

@@ -64,7 +64,10 @@ class Ranked:
     def unexplained(self, rows: np.ndarray) -> np.ndarray:
         """Which of these candidate indices (-1 = not a candidate: skipped) have no explanation yet."""
         rows = np.unique(rows[rows >= 0])
-        return rows[~np.isin(rows, self.explained)]
+        if not len(self.explained):
+            return rows
+        at = np.minimum(np.searchsorted(self.explained, rows), len(self.explained) - 1)
+        return rows[self.explained[at] != rows]  # explained is sorted: a binary search beats np.isin here
 
 
 def compute(rec, users: list[str], exclusions: list[np.ndarray], timer: dict, explain_depth: int = 0,

@@ -83,14 +83,18 @@ def mmr(relevance: np.ndarray, similarity: np.ndarray | None, weight: float, k: 
     if weight <= 0 or similarity is None or n <= 1:
         return np.argsort(-relevance, kind="stable")[:k]
     chosen = np.empty(k, dtype=np.int64)
-    max_sim = np.full(n, -np.inf)  # nothing chosen yet: no redundancy penalty for the first pick
-    free = np.ones(n, dtype=bool)
+    # gain = (1 - weight) * relevance - weight * (max similarity to the chosen items; 0 before the first
+    # pick), with chosen items at -inf: four array operations a pick (this runs on every request).
+    base = (1.0 - weight) * relevance
+    max_sim = np.zeros(n)
     for j in range(k):
-        gain = (1.0 - weight) * relevance - weight * np.where(np.isfinite(max_sim), max_sim, 0.0)
-        gain[~free] = -np.inf
-        pick = int(np.argmax(gain))
-        chosen[j], free[pick] = pick, False
-        max_sim = np.maximum(max_sim, similarity[pick])
+        pick = int(np.argmax(base - weight * max_sim))
+        chosen[j] = pick
+        base[pick] = -np.inf
+        if j == 0:
+            max_sim = np.array(similarity[pick], dtype=np.float64)
+        else:
+            np.maximum(max_sim, similarity[pick], out=max_sim)
     return chosen
 
 
@@ -116,12 +120,13 @@ class Reranker:
             return (c[:, None] == c[None, :]) & (c[:, None] >= 0)
         return None
 
-    def rerank(self, positions: np.ndarray, scores: np.ndarray, k: int, allowed=None):
+    def rerank(self, positions: np.ndarray, scores: np.ndarray, k: int, allowed=None, return_index: bool = False):
         """positions/scores: a user's candidates (any order, finite scores). `allowed(position) -> bool`
         says whether a pinned item may be shown to this user. Returns (positions, scores, labels) of at
-        most k items; labels name the rule that placed or moved an item ("<action>:<label>", "" for none)."""
+        most k items; labels name the rule that placed or moved an item ("<action>:<label>", "" for none).
+        `return_index`: also each item's index in the input (-1: a pinned item that was not a candidate)."""
         order = np.argsort(-scores, kind="stable")[: max(self.pool, k)]
-        pos, sc = positions[order], scores[order]
+        pos, sc, index = positions[order], scores[order], order
         labels = np.full(len(pos), "", dtype=object)
         if len(pos):
             lo, hi = sc.min(), sc.max()
@@ -132,7 +137,7 @@ class Reranker:
                 labels[hit & (labels == "")] = f"{rule.action}:{rule.label}"
             sim = self.similarity(pos) if self.weight > 0 else None
             chosen = mmr(rel, sim, self.weight, k)
-            pos, sc, labels = pos[chosen], sc[chosen], labels[chosen]
+            pos, sc, labels, index = pos[chosen], sc[chosen], labels[chosen], index[chosen]
         for rule in self.pins:
             if rule.position < 0 or (allowed is not None and not allowed(rule.position)):
                 continue
@@ -140,8 +145,12 @@ class Reranker:
             here = np.flatnonzero(pos == rule.position)
             score = sc[here[0]] if len(here) else (sc[at] if at < len(sc) else (sc[-1] if len(sc) else 0.0))
             keep = pos != rule.position
-            pos, sc, labels = pos[keep], sc[keep], labels[keep]
+            pos, sc, labels, index = pos[keep], sc[keep], labels[keep], index[keep]
             at = min(at, len(pos))
+            found = np.flatnonzero(positions == rule.position)
             pos, sc = np.insert(pos, at, rule.position), np.insert(sc, at, score)
+            index = np.insert(index, at, found[0] if len(found) else -1)
             labels = np.insert(labels, at, f"pin:{rule.label}")
+        if return_index:
+            return pos[:k], sc[:k], labels[:k], index[:k]
         return pos[:k], sc[:k], labels[:k]

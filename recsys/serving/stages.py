@@ -64,7 +64,9 @@ def _serve(rec, user, entry, excluded, parsed: ParsedContext, k, timer, depth, p
     entry (`pushed` None) returns None when the filters removed candidates and fewer than the re-rank pool
     remain; `pushed`: the entry was computed with these exclusions (the fallback), serve what it has."""
     with _timed(timer, "filter"):
-        keep = ~np.isin(entry.positions, excluded)
+        removed = np.zeros(len(rec.catalog), dtype=bool)  # a catalogue mask: cheaper than np.isin here
+        removed[excluded] = True
+        keep = ~removed[entry.positions]
         if parsed.mask is not None:
             keep &= parsed.mask[entry.positions]
         idx = np.flatnonzero(keep)
@@ -74,14 +76,10 @@ def _serve(rec, user, entry, excluded, parsed: ParsedContext, k, timer, depth, p
     stage = "ranked" if rec.ranking is not None and rec.config["rank"] else "retrieved"
     names = [s.name for s in rec.generator.sources]
     with _timed(timer, "rerank"):
-        candidates = entry.positions[idx]
-        pos, sc, labels = rec.reranker.rerank(candidates, entry.scores[idx], k, _allowed_fn(excluded, parsed.mask))
-        rows = np.full(len(pos), -1, dtype=np.int64)  # each chosen item's index in the entry (-1: a rule's)
-        for n, p in enumerate(pos):
-            at = np.flatnonzero(candidates == p)
-            if len(at):
-                rows[n] = idx[at[0]]
-        sources = [names[entry.origin[j]] if j >= 0 else "rule" for j in rows]
+        pos, sc, labels, at = rec.reranker.rerank(entry.positions[idx], entry.scores[idx], k,
+                                                  _allowed_fn(excluded, parsed.mask), return_index=True)
+        rows = np.where(at >= 0, idx[np.maximum(at, 0)], -1)  # each item's index in the entry (-1: a rule's)
+        sources = [names[o] if j >= 0 else "rule" for j, o in zip(rows.tolist(), entry.origin[rows].tolist())]
         slate = Slate([int(p) for p in pos], list(sc), sources,
                       ["pinned" if lb.startswith("pin:") else stage for lb in labels], list(labels))
     if depth:
