@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,25 @@ UNCACHEABLE = object()  # stamp part of a list computed from state the cache can
 # Bytes per entry beyond its arrays' data: the object with its cache slot, and each array's header (measured
 # with tracemalloc over 1,000 entries of the 10k bench: 1,043 B with 6 arrays, 1,304 B with 8).
 ENTRY_OVERHEAD, ARRAY_OVERHEAD = 260, 130
+
+
+class Page(NamedTuple):
+    """The last page served from a ranked list: re-ranking (MMR, rules, pins) and explaining are a function
+    of the candidates the filters left at the head of the list, so a request whose filters leave the same
+    head (`key`: k, those candidates, the pins' status) gets the same page without redoing them. The
+    filters themselves still run on every request; a different head recomputes the page."""
+
+    key: tuple
+    positions: tuple
+    scores: tuple
+    sources: tuple
+    stages: tuple
+    labels: tuple
+    reasons: tuple | None  # None: computed without explanations (recommend_batch)
+
+    @property
+    def nbytes(self) -> int:  # Python objects: ~140 bytes an item beside its reason text, plus the key
+        return 200 + len(self.key[1]) + sum(141 + len(r) for r in (self.reasons or self.labels))
 
 
 class Ranked:
@@ -43,7 +63,7 @@ class Ranked:
     dropped before the entry is counted in the cache."""
 
     __slots__ = ("positions", "scores", "origin", "stamp", "explained", "anchor", "anchor_weight",
-                 "factor_index", "factor_value", "pending")
+                 "factor_index", "factor_value", "pending", "page")
 
     def __init__(self, positions, scores, origin, stamp=None):
         self.positions, self.scores, self.origin, self.stamp = positions, scores, origin, stamp
@@ -51,12 +71,14 @@ class Ranked:
         self.anchor, self.anchor_weight = np.empty(0, dtype=np.int32), np.empty(0)
         self.factor_index = self.factor_value = None
         self.pending = None  # (X rows or None, leaf rows or None), candidate order
+        self.page: Page | None = None  # the last page served from it (stages.py)
 
     @property
     def nbytes(self) -> int:
         arrays = (self.positions, self.scores, self.origin, self.explained, self.anchor, self.anchor_weight,
                   self.factor_index, self.factor_value)
-        return ENTRY_OVERHEAD + sum(a.nbytes + ARRAY_OVERHEAD for a in arrays if a is not None)
+        page = self.page.nbytes if self.page is not None else 0
+        return ENTRY_OVERHEAD + page + sum(a.nbytes + ARRAY_OVERHEAD for a in arrays if a is not None)
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -80,7 +102,9 @@ def compute(rec, users: list[str], exclusions: list[np.ndarray], timer: dict, ex
         cands = rec.generator.generate(users, history, exclusion_matrix(exclusions, len(rec.catalog)))
     valid, X, leaves = cands.valid, None, None
     with timed(timer, "rank", int(valid.sum())):
-        if rec.ranking is not None and rec.config["rank"]:
+        if not valid.any():  # nothing left to rank (filters pushed into retrieval can exclude everything)
+            scores = np.full(valid.shape, -np.inf)
+        elif rec.ranking is not None and rec.config["rank"]:
             features, ranker = rec.ranking.features, rec.ranking.ranker
             if hasattr(features, "transform_array"):  # numpy all the way: no DataFrame per request
                 X = features.transform_array(cands, history, names=ranker.feature_names)

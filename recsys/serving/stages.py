@@ -17,6 +17,7 @@ from recsys.serving.cold_start import interleave
 from recsys.serving.context import ParsedContext
 from recsys.serving.errors import UnknownItem
 from recsys.serving.explain import rule_text
+from recsys.serving.ranked import Page
 from recsys.serving.ranked import timed as _timed
 
 
@@ -73,11 +74,25 @@ def _serve(rec, user, entry, excluded, parsed: ParsedContext, k, timer, depth, p
     if pushed is None and len(idx) < len(entry) and len(idx) < max(k, rec.reranker.pool):
         entry.pending = None  # never leave feature rows on a cached entry
         return None
+    allowed = _allowed_fn(excluded, parsed.mask)
+    key = None
+    if pushed is None:  # the page is a function of the pool that survived the filters: memoised per list
+        pool = idx[: max(k, rec.reranker.pool)]
+        pins = tuple((allowed(r.position), int(np.argmax(entry.positions[idx] == r.position))
+                      if (entry.positions[idx] == r.position).any() else -1) for r in rec.reranker.pins)
+        key = (k, pool.tobytes(), pins)
+        page = entry.page
+        if page is not None and page.key == key and (not depth or page.reasons is not None):
+            with _timed(timer, "rerank"):
+                slate = Slate(list(page.positions), list(page.scores), list(page.sources), list(page.stages),
+                              list(page.reasons) if depth else [rule_text(lb) for lb in page.labels])
+            entry.pending = None
+            return slate
     stage = "ranked" if rec.ranking is not None and rec.config["rank"] else "retrieved"
     names = [s.name for s in rec.generator.sources]
     with _timed(timer, "rerank"):
         pos, sc, labels, at = rec.reranker.rerank(entry.positions[idx], entry.scores[idx], k,
-                                                  _allowed_fn(excluded, parsed.mask), return_index=True)
+                                                  allowed, return_index=True)
         rows = np.where(at >= 0, idx[np.maximum(at, 0)], -1)  # each item's index in the entry (-1: a rule's)
         sources = [names[o] if j >= 0 else "rule" for j, o in zip(rows.tolist(), entry.origin[rows].tolist())]
         slate = Slate([int(p) for p in pos], list(sc), sources,
@@ -96,11 +111,13 @@ def _serve(rec, user, entry, excluded, parsed: ParsedContext, k, timer, depth, p
                 extra = np.arange(min(reach, len(entry))) if pushed is None else np.empty(0, np.int64)
                 rec.explainer.explain(entry, rec.history, user, np.union1d(missing, extra))
             entry.pending = None
-            if pushed is None and len(missing):
-                rec.ranked.resize(user, entry)
             slate.reasons = rec.explainer.reasons(entry, rows, sources, labels)
     else:
         slate.reasons = [rule_text(lb) for lb in labels]
+    if key is not None:
+        entry.page = Page(key, tuple(slate.positions), tuple(slate.scores), tuple(slate.sources),
+                          tuple(slate.stages), tuple(labels), tuple(slate.reasons) if depth else None)
+        rec.ranked.resize(user, entry)
     return slate
 
 

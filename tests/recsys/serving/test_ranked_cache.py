@@ -216,3 +216,21 @@ def test_cache_settings_are_validated(make):
     assert not make({"cache": {"enabled": False}}).ranked.enabled
     np.testing.assert_equal(make().config["cache"]["explain_margin"], 10)
     assert training  # the fixtures build through recsys.training
+
+
+def test_a_page_is_reused_only_while_the_filters_leave_the_same_head(make):
+    rec = make({"filters": {"record_impressions": False}, "rules": [{"action": "pin", "item_id": "b9", "slot": 2}]})
+    cold = make({"filters": {"record_impressions": False}, "rules": [{"action": "pin", "item_id": "b9", "slot": 2}],
+                 "cache": {"enabled": False}})
+    calls = []
+    rerank = rec.reranker.rerank
+    rec.reranker.rerank = lambda *a, **kw: calls.append(1) or rerank(*a, **kw)
+    first = rec.recommend("u6", 4)
+    assert rec.recommend("u6", 4) == first == cold.recommend("u6", 4) and len(calls) == 1  # the same page
+    third = first[2]["item_id"]
+    assert rec.recommend("u6", 4, exclude=[third]) == cold.recommend("u6", 4, exclude=[third]) and len(calls) == 2
+    assert rec.recommend("u6", 3) == cold.recommend("u6", 3) and len(calls) == 3  # another k, another page
+    for r in (rec, cold):  # the pinned item is no longer allowed: not the same page either
+        r.set_blocklist(["b9"])
+    out = rec.recommend("u6", 3)
+    assert out == cold.recommend("u6", 3) and len(calls) == 4 and "b9" not in [r["item_id"] for r in out]
