@@ -19,6 +19,7 @@ STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 # Whole requests as the service handles them (parsing and serialisation included).
 REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # How many items leave a stage: candidates are in the hundreds, final lists up to k = 100.
+NO_ITEM_STAGES = ("filter", "rerank")  # stages that report no item count to the observer
 ITEM_BUCKETS = (0, 1, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
@@ -56,6 +57,7 @@ class ServingMetrics:
             f"{ns}_feedback_events_total", "Feedback events accepted, by sink (kafka, direct) and variant.",
             ["sink", "event_type", "variant"], registry=registry)
 
+        self._stage_children: dict = {}
         self.ranked_lists = Gauge(
             f"{ns}_ranked_lists", "Ranked-candidate cache of the served Recommender (recsys/serving/ranked.py): "
             "entries, bytes, and since load hits, misses, fallbacks (short lists after filtering), "
@@ -68,10 +70,18 @@ class ServingMetrics:
         self.ranked_lists.labels(variant, "warm_done").set(1 if warm_done else 0)
 
     def observe_stage(self, stage: str, seconds: float, n_items: int | None = None) -> None:
-        """The Recommender's stage-timing hook: `observer(stage_name, seconds, n_items)`."""
-        self.stage_seconds.labels(stage).observe(seconds)
-        if n_items is not None:
-            self.stage_items.labels(stage).observe(n_items)
+        """The Recommender's stage-timing hook: `observer(stage_name, seconds, n_items)`. Item counts are
+        kept for the stages that pass items on (filter and rerank report none)."""
+        children = self._stage_children  # labels() costs a locked dict lookup a call: keep the children
+        timer = children.get(stage)
+        if timer is None:
+            timer = children[stage] = self.stage_seconds.labels(stage)
+        timer.observe(seconds)
+        if n_items is not None and stage not in NO_ITEM_STAGES:
+            items = children.get((stage, "items"))
+            if items is None:
+                items = children[(stage, "items")] = self.stage_items.labels(stage)
+            items.observe(n_items)
 
     def set_model(self, variant: str, version: str, source: str, previous: tuple[str, str] | None = None) -> None:
         """Mark `version` as what `variant` serves; the version it replaces (version, source) drops to 0."""

@@ -88,6 +88,7 @@ class Recommender:
         self.explainer = Explainer(self.catalog, self.generator, ranker, event_type_of_weight(self.history.event_weights),
                                    self._vectors, e["factors"], e["history_items"], e["models"])
         self._cold_cache: dict = {}
+        self._cold_pages: dict = {}  # (segment, context, exclusions, k) -> a cold-start page (stages.cold_slate)
 
     # ---- public API ----
     def recommend(self, user_id: str, k: int = 10, exclude=(), context: dict | None = None) -> list[dict]:
@@ -187,7 +188,7 @@ class Recommender:
     def refresh_trends(self) -> None:
         """Re-fit the cold-start trends on the current history (recsys.training.refresh_recommender)."""
         self.cold.fit(self.history)
-        self._cold_cache = {}
+        self._cold_cache, self._cold_pages = {}, {}
         self.models_changed()
 
     def models_changed(self) -> None:

@@ -151,7 +151,14 @@ def cold_slate(rec, user_id: str, k: int, excluded: np.ndarray, parsed: ParsedCo
     """Trending for the user's segment with content matches mixed in, filtered like everything else,
     then re-ranked (MMR, rules) like a personal list."""
     c = rec.config["cold_start"]
-    trend, text, content, content_text = cold_lists(rec, {**rec.cold.segment_of(user_id), **parsed.segment})
+    segment = {**rec.cold.segment_of(user_id), **parsed.segment}
+    # A function of the segment, the context, the exclusions and k: kept (bounded) like the lists below,
+    # so a visitor's page costs a lookup; the exclusions (blocklist, fatigue, ...) are part of the key.
+    key = (tuple(sorted(segment.items())), parsed.key, np.asarray(excluded, dtype=np.int64).tobytes(), k)
+    page = rec._cold_pages.get(key)
+    if page is not None:
+        return Slate(*(list(part) for part in page))
+    trend, text, content, content_text = cold_lists(rec, segment)
     allowed = np.ones(len(rec.catalog), dtype=bool) if parsed.mask is None else parsed.mask.copy()
     allowed[excluded] = False
     n = len(rec.catalog)
@@ -165,6 +172,9 @@ def cold_slate(rec, user_id: str, k: int, excluded: np.ndarray, parsed: ParsedCo
     reasons = ["; ".join(x for x in (content_text if s == "two_tower" else text, rule_text(lb)) if x)
                for s, lb in zip(sources, labels)]
     stages = ["pinned" if lb.startswith("pin:") else "cold_start" for lb in labels]
+    if len(rec._cold_pages) < 4096:
+        rec._cold_pages[key] = (tuple(int(p) for p in chosen), tuple(sc), tuple(sources), tuple(stages),
+                                tuple(reasons))
     return Slate(list(chosen), list(sc), sources, stages, reasons)
 
 
