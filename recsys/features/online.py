@@ -54,7 +54,7 @@ class OnlineFeatures(StoreFeatures):
         self._refreshing = threading.Lock()
         self._items = pd.DataFrame(columns=self.item_columns)
         self._items_loaded_at = 0.0
-        self._snapshot_now = 0.0  # newest item snapshot seen (the "snapshot" clock)
+        self._snapshot_now = 0.0  # the newest snapshot read so far (the "snapshot" clock)
         self.counts: Counter = Counter()
         self.last_error: str | None = None
 

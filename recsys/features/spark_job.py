@@ -55,7 +55,7 @@ def run_spark_job(spark, interactions, items, spec: FeatureSpec, out_dir: str | 
     for key, value in REQUIRED_CONF.items():
         spark.conf.set(key, value)
     events, items_df = _as_spark(spark, interactions), _as_spark(spark, items)
-    tables = compute_spark_tables(spark, events, items_df, spec, last_snapshot)
+    tables, cached = _compute(spark, events, items_df, spec, last_snapshot)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -64,7 +64,8 @@ def run_spark_job(spark, interactions, items, spec: FeatureSpec, out_dir: str | 
         frame.repartition(PARTITION).write.mode("overwrite").partitionBy(PARTITION).parquet(str(staged))
         paths[view] = publish(out_dir, view, staged)
     finish(out_dir, spec)
-    spark.catalog.clearCache()  # the cached events and user table
+    for frame in cached:  # the session may be someone else's: free only what this job cached
+        frame.unpersist()
     return paths
 
 
@@ -89,6 +90,11 @@ def _as_spark(spark, data):
 
 def compute_spark_tables(spark, interactions, items, spec: FeatureSpec, last_snapshot: int | None = None) -> dict:
     """{view: Spark DataFrame} in the spec's column order (the partition column last)."""
+    return _compute(spark, interactions, items, spec, last_snapshot)[0]
+
+
+def _compute(spark, interactions, items, spec: FeatureSpec, last_snapshot: int | None):
+    """(tables, the DataFrames cached on the way)."""
     from pyspark.sql import functions as F
 
     if not spec.resolved:
@@ -107,9 +113,10 @@ def compute_spark_tables(spark, interactions, items, spec: FeatureSpec, last_sna
     values = _value_counts(spark, events, items, spec)
     user = _windows(events, USER_KEY, spec, last_snapshot, spec.numeric, values).cache()  # two views read it
     item = _windows(events, ITEM_KEY, spec, last_snapshot, (), None)
-    return {USER_ACTIVITY: _finish(_activity(user, USER_KEY, spec, spec.numeric), USER_ACTIVITY, spec),
-            ITEM_POPULARITY: _finish(_activity(item, ITEM_KEY, spec, ()), ITEM_POPULARITY, spec),
-            USER_AFFINITY: _finish(_shares(user, spec), USER_AFFINITY, spec)}
+    tables = {USER_ACTIVITY: _finish(_activity(user, USER_KEY, spec, spec.numeric), USER_ACTIVITY, spec),
+              ITEM_POPULARITY: _finish(_activity(item, ITEM_KEY, spec, ()), ITEM_POPULARITY, spec),
+              USER_AFFINITY: _finish(_shares(user, spec), USER_AFFINITY, spec)}
+    return tables, [events, user]
 
 
 def _expand(daily, max_window: int, last_snapshot: int):
