@@ -100,8 +100,9 @@ def measure(rec, users: list[str], k: int = 10, contexts: list | None = None, wa
     "end_to_end_cpu": ms array, "hit": bool array (the user's ranked list was cached), "<stage>": ms array
     (requests where the stage ran)}. `miss`: drop the user's cached list before each call (the cost of a
     list computed on request). `click_rate`: after a request, the user clicks one of the returned items with
-    this probability (record_feedback drops their cached list); `refresh`: the list is then recomputed
-    before the next request, untimed, as the service's warm-up thread does after feedback. `record`:
+    this probability (record_feedback drops their cached list); `refresh`: between requests, untimed, what
+    the service's warm-up thread does: the clicked user's list recomputed, lists computed on request get
+    their re-rank pool explained (`Recommender.explain_deferred`). `record`:
     impressions recorded (off: repeated users see the same state)."""
     rec = rec.variant(filters={"record_impressions": record})  # shares the models, state and cached lists
     rng = np.random.default_rng(seed)
@@ -120,13 +121,14 @@ def measure(rec, users: list[str], k: int = 10, contexts: list | None = None, wa
         total.append((time.perf_counter() - t) * 1e3)
         cpu.append((time.thread_time() - c0) * 1e3)
         hit.append(computed == [rec.ranked.counts[c] for c in COMPUTED] and u in rec.history)
-        if click_rate and out and rng.random() < click_rate:
+        clicked = click_rate and out and rng.random() < click_rate
+        if clicked:
             item = out[int(rng.integers(len(out)))]["item_id"]
             rec.record_feedback({"user_id": u, "item_id": item, "event_type": "click"})
-            if refresh:
-                observer, rec.observer = rec.observer, None
-                rec.warm([u])
-                rec.observer = observer
+        if refresh:  # untimed, what the service's warm-up thread does between requests
+            observer, rec.observer = rec.observer, None
+            rec.warm([u] if clicked else [])  # also explains the pools of lists computed on request
+            rec.observer = observer
     rec.observer = None
     out = {stage: np.asarray(v) for stage, v in stages.items()}
     out["end_to_end"] = np.asarray(total)
@@ -210,7 +212,8 @@ def report(rec, requests: int, k: int, seed: int = 1) -> None:
         before = dict(rec.ranked.counts)
         times = measure(rec, mix, k, click_rate=0.1, refresh=refresh, record=True, seed=seed)
         computed = {c: rec.ranked.counts[c] - before[c] for c in COMPUTED}
-        how = ("the list is recomputed right after the click, untimed, as the service's warm-up thread does"
+        how = ("between requests, untimed, what the service's warm-up thread does: the list recomputed after "
+               "a click, the pools of lists computed on request explained"
                if refresh else "no refresh: the user's next request recomputes it")
         print(f"\nknown users, realistic mix: {2 * requests} requests from interleaved sessions (16 open at "
               f"once, 4 requests each on average, users drawn in proportion to their history length), "

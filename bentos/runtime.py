@@ -155,6 +155,9 @@ class ServingRuntime:
         loaded = self.slots[variant].current
         self.last_request = now = time.monotonic()
         items = loaded.recommender.recommend(user_id, k=k, exclude=exclude, context=context)
+        warmer = self.warmers.get(variant)
+        if warmer is not None and loaded.recommender.ranked._deferred:
+            warmer.poke()  # a list was computed on request: explain its pool in the background
         if self.metrics is not None and now - self._gauges_at > 1.0:  # cache figures, at most once a second
             self._gauges_at = now
             self.metrics.set_ranked_lists(variant, loaded.recommender.ranked.stats(),

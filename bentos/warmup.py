@@ -46,6 +46,10 @@ class Warmer:
         self._urgent.append(user_id)
         self._wake.set()
 
+    def poke(self) -> None:
+        """Work is waiting (lists to explain): start a round now instead of within a second."""
+        self._wake.set()
+
     def restart(self) -> None:
         """The slot serves a new version: warm all of its known users."""
         self._recommender = None
@@ -64,6 +68,10 @@ class Warmer:
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
+            try:  # lists computed on request since the last round: their next pages' explanations
+                rec.explain_deferred()
+            except Exception:  # noqa: BLE001 - never take the service down over an explanation
+                log.exception("%s: explaining lists failed", self.name)
             if rec is not self._recommender:  # a new version: its whole warm-up list
                 self._recommender, self._pending = rec, list(reversed(rec.warm_order()))
                 self.finished_at = None

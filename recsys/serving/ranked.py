@@ -32,6 +32,7 @@ UNCACHEABLE = object()  # stamp part of a list computed from state the cache can
 # Bytes per entry beyond its arrays' data: the object with its cache slot, and each array's header (measured
 # with tracemalloc over 1,000 entries of the 10k bench: 1,043 B with 6 arrays, 1,304 B with 8).
 ENTRY_OVERHEAD, ARRAY_OVERHEAD = 260, 130
+MAX_DEFERRED = 64  # lists waiting for their pool's explanations (each keeps its feature rows meanwhile)
 
 
 class Page(NamedTuple):
@@ -157,6 +158,7 @@ class RankedCache:
     def __init__(self, max_bytes: int, enabled: bool = True):
         self.max_bytes, self.enabled = int(max_bytes), bool(enabled)
         self._entries: OrderedDict[str, list] = OrderedDict()  # user -> [entry, its size when counted]
+        self._deferred: dict[int, tuple] = {}  # id(entry) -> (user, entry, explain depth): defer()
         self._lock = threading.Lock()
         self.nbytes = 0
         self.epoch = 0  # bumped by clear(): a computation started before a clear never stores its result
@@ -209,6 +211,36 @@ class RankedCache:
                 slot[1] = size
                 self._evict()
 
+    def defer(self, user_id: str, entry: Ranked, depth: int) -> bool:
+        """Queue a list computed on request (its feature rows still `pending`) for its re-rank pool's
+        explanations off the request path; False when the queue is full (it holds ~55 KB of rows a list)."""
+        with self._lock:
+            if len(self._deferred) >= MAX_DEFERRED or user_id not in self._entries:
+                return False
+            self._deferred[id(entry)] = (user_id, entry, depth)
+            return True
+
+    def is_deferred(self, entry: Ranked) -> bool:
+        return id(entry) in self._deferred
+
+    def take_deferred(self) -> list[tuple]:
+        with self._lock:
+            out = list(self._deferred.values())
+            self._deferred.clear()
+            return out
+
+    def swap(self, user_id: str, old: Ranked, new: Ranked) -> bool:
+        """Replace `old` by `new` if `old` is still the user's cached list (copy-on-write explanations)."""
+        with self._lock:
+            slot = self._entries.get(user_id)
+            if slot is None or slot[0] is not old:
+                return False
+            size = new.nbytes
+            self.nbytes += size - slot[1]
+            slot[0], slot[1] = new, size
+            self._evict()
+            return True
+
     def invalidate(self, user_ids) -> None:
         """Drop these users' entries (their history changed)."""
         with self._lock:
@@ -221,6 +253,7 @@ class RankedCache:
         with self._lock:
             self.counts["invalidated"] += len(self._entries)
             self._entries.clear()
+            self._deferred.clear()
             self.nbytes = 0
             self.epoch += 1
 

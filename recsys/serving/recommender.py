@@ -32,7 +32,7 @@ from recsys.serving.errors import InvalidRequest
 from recsys.serving.explain import Explainer
 from recsys.serving.filters import ImpressionLog, ItemSet, SeenPolicy, event_type_of_weight
 from recsys.serving.rerank import Reranker, parse_rules
-from recsys.serving.ranked import UNCACHEABLE, RankedCache, compute, stamps_of_store
+from recsys.serving.ranked import UNCACHEABLE, Ranked, RankedCache, compute, stamps_of_store
 from recsys.serving.stages import Slate, _timed
 
 MAX_K = 1000
@@ -197,6 +197,23 @@ class Recommender:
         self._models_epoch[0] += 1
         self.ranked.clear()
 
+    def explain_deferred(self) -> int:
+        """Explain the re-rank pool of the lists computed on request since the last call (they keep their
+        feature rows until then): what makes a user's next pages cheap. Builds an explained copy and swaps
+        it in, so a request reading the list meanwhile never sees it half updated. Returns how many."""
+        done = 0
+        for user, entry, depth in self.ranked.take_deferred():
+            pending = entry.pending
+            if pending is None or self.ranked.get(user, entry.stamp) is not entry:
+                continue
+            copy = Ranked(entry.positions, entry.scores, entry.origin, entry.stamp)
+            copy.pending, copy.page = pending, entry.page
+            rows = np.union1d(np.arange(min(depth, len(entry))), entry.explained)
+            self.explainer.explain(copy, self.history, user, rows)
+            copy.pending = None
+            done += self.ranked.swap(user, entry, copy)
+        return done
+
     def warm_order(self) -> list[str]:
         """Known users, most recently active first (the order a warm-up computes them in)."""
         users = self.history.users
@@ -209,6 +226,7 @@ class Recommender:
         With `explain`, the re-rank pool's explanations too. Returns how many lists were computed."""
         if not self.ranked.enabled:
             return 0
+        self.explain_deferred()
         ids = self.warm_order() if user_ids is None else user_ids
         todo = [u for u in dict.fromkeys(map(str, ids)) if u in self.history and u not in self.ranked]
         depth = self._explain_depth(10) if explain and self.config["explain"]["enabled"] else 0

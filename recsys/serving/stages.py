@@ -101,16 +101,22 @@ def _serve(rec, user, entry, excluded, parsed: ParsedContext, k, timer, depth, p
         with _timed(timer, "explain", len(slate.positions)):
             missing = entry.unexplained(rows)
             if len(missing):
-                if entry.pending is None:  # a cached entry: one more pass for its feature rows
+                passed = entry.pending is None
+                if passed:  # a cached entry without its feature rows: one more pass for them
                     rec.ranked.counts["explain_passes"] += 1
                     exclusions = pushed if pushed is not None else rec._seen(user)
                     entry.pending = ranked.compute(rec, [user], [exclusions], {}, 0, keep_rows=True)[0].pending
-                # A list that stays cached: while its rows are here, explain a pool beyond the deepest item
-                # chosen, so the next pages (impression fatigue, exclusions) need no other pass.
-                reach = max(depth, int(rows.max()) + 1 + rec.reranker.pool)
-                extra = np.arange(min(reach, len(entry))) if pushed is None else np.empty(0, np.int64)
+                extra = np.empty(0, np.int64)
+                if passed and pushed is None:  # paid for: explain a pool beyond the deepest item chosen
+                    reach = max(depth, int(rows.max()) + 1 + rec.reranker.pool)
+                    extra = np.arange(min(reach, len(entry)))
                 rec.explainer.explain(entry, rec.history, user, np.union1d(missing, extra))
-            entry.pending = None
+                if not passed and pushed is None:
+                    # Computed for this request: the rest of the re-rank pool is explained off the request
+                    # path from the kept rows (Recommender.explain_deferred, the service's warm-up thread).
+                    rec.ranked.defer(user, entry, depth)
+            if entry.pending is not None and (pushed is not None or not rec.ranked.is_deferred(entry)):
+                entry.pending = None  # feature rows stay only with a list waiting for its explanations
             slate.reasons = rec.explainer.reasons(entry, rows, sources, labels)
     else:
         slate.reasons = [rule_text(lb) for lb in labels]

@@ -234,3 +234,18 @@ def test_a_page_is_reused_only_while_the_filters_leave_the_same_head(make):
         r.set_blocklist(["b9"])
     out = rec.recommend("u6", 3)
     assert out == cold.recommend("u6", 3) and len(calls) == 4 and "b9" not in [r["item_id"] for r in out]
+
+
+def test_a_list_computed_on_request_gets_its_pool_explained_off_the_request_path(make):
+    rec = make({"filters": {"record_impressions": False}, "rerank": {"pool": 4}, "cache": {"explain_margin": 2}})
+    cold = make({"filters": {"record_impressions": False}, "rerank": {"pool": 4}, "cache": {"enabled": False}})
+    first = rec.recommend("v7", 2)  # a miss: only the two chosen items are explained on the request
+    entry = rec.ranked.get("v7", rec._stamps(["v7"])[0])
+    assert len(entry.explained) == 2 and entry.pending is not None and rec.ranked.is_deferred(entry)
+    assert rec.explain_deferred() == 1  # what the service's warm-up thread runs between requests
+    swapped = rec.ranked.get("v7", rec._stamps(["v7"])[0])
+    assert swapped is not entry and swapped.pending is None
+    assert len(swapped.explained) == min(rec._explain_depth(2), len(swapped))
+    skip = [r["item_id"] for r in first]
+    assert rec.recommend("v7", 2, exclude=skip) == cold.recommend("v7", 2, exclude=skip)
+    assert rec.ranked.counts["explain_passes"] == 0 and rec.explain_deferred() == 0
