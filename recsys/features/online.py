@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from datetime import timedelta
 
 import numpy as np
@@ -55,6 +56,7 @@ class OnlineFeatures(StoreFeatures):
         self._items = pd.DataFrame(columns=self.item_columns)
         self._items_loaded_at = 0.0
         self._snapshot_now = 0.0  # the newest snapshot read so far (the "snapshot" clock)
+        self._local = threading.local()  # rows `pinned` for the calling thread's request
         self.counts: Counter = Counter()
         self.last_error: str | None = None
 
@@ -125,11 +127,32 @@ class OnlineFeatures(StoreFeatures):
 
     # ---- StoreFeatures ----
     def user_features(self, user_ids, ref_times=None) -> pd.DataFrame:
-        """The users' latest rows (ref_times are ignored: online is "now"); one online lookup for all views."""
+        """The users' latest rows (ref_times are ignored: online is "now"); one online lookup for all views,
+        none while the calling thread holds these users' rows `pinned`."""
         ids = [str(u) for u in user_ids]
+        pinned = getattr(self._local, "rows", None)
+        if pinned is not None and all(i in pinned.index for i in ids):
+            return pinned.loc[ids].reset_index(drop=True)
         if not self._items_loaded_at:
             self.refresh_items()  # sets the snapshot clock before the first user read
         return self._frame(self._read(USER_SERVICE, USER_KEY, ids), USER_VIEWS, len(ids))
+
+    @contextmanager
+    def pinned(self, user_ids):
+        """Read the users' rows once and serve them to every `user_features` call of this thread inside the
+        block: a request that checks its cached ranked list against the user's row (recsys.serving.ranked)
+        and then ranks from that row makes one lookup, and ranks from exactly the row it checked."""
+        if getattr(self._local, "rows", None) is not None:  # nested: the outer block's rows stand
+            yield
+            return
+        ids = [str(u) for u in user_ids]
+        frame = self.user_features(ids)
+        frame.index = pd.Index(ids)
+        self._local.rows = frame[~frame.index.duplicated()]
+        try:
+            yield
+        finally:
+            self._local.rows = None
 
     def item_features(self, item_ids, ref_times=None) -> pd.DataFrame:
         """From the in-memory table; a refresh starts in the background once it is older than the interval."""

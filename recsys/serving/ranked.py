@@ -19,6 +19,7 @@ Hand-written (an OrderedDict LRU): cachetools' LRUCache has no stamp check or pe
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -300,6 +301,14 @@ class _OnePass:
 
     def __len__(self) -> int:
         return len(self._history)
+
+
+def pinned_store_rows(rec, users):
+    """Context: with the Feast online store, the users' rows are read once for everything inside (the cache
+    check and the ranking read the same row); otherwise nothing."""
+    features = getattr(rec.ranking, "features", None) if rec.ranking is not None else None
+    pin = getattr(getattr(features, "store", None), "pinned", None)
+    return pin(users) if pin is not None else contextlib.nullcontext()
 
 
 def stamps_of_store(rec, users) -> list:

@@ -32,7 +32,7 @@ from recsys.serving.errors import InvalidRequest
 from recsys.serving.explain import Explainer
 from recsys.serving.filters import ImpressionLog, ItemSet, SeenPolicy, event_type_of_weight
 from recsys.serving.rerank import Reranker, parse_rules
-from recsys.serving.ranked import UNCACHEABLE, Ranked, RankedCache, compute, stamps_of_store
+from recsys.serving.ranked import UNCACHEABLE, Ranked, RankedCache, compute, pinned_store_rows, stamps_of_store
 from recsys.serving.stages import Slate, _timed
 
 MAX_K = 1000
@@ -331,7 +331,8 @@ class Recommender:
         return out
 
     def _personal(self, users, excluded, parsed: ParsedContext, k, timer, explain) -> list[Slate]:
-        return stages.personal(self, users, excluded, parsed, k, timer, explain)
+        with pinned_store_rows(self, users):  # one online-store lookup per request, cache check included
+            return stages.personal(self, users, excluded, parsed, k, timer, explain)
 
     def _cold_slate(self, user_id: str, k: int, excluded: np.ndarray, parsed: ParsedContext) -> Slate:
         return stages.cold_slate(self, user_id, k, excluded, parsed)

@@ -64,6 +64,8 @@ def test_attached_online_store_one_lookup_per_request(trained):
     assert len(recs) == 5
     assert calls == [[{"user_id": user}]], "a request reads the user's row once; items come from memory"
     assert online.counts[f"{USER_ACTIVITY}.fresh"] == 1 and online.status()["item_table_age_seconds"] is not None
+    assert rec.recommend(user, k=5) == recs  # the cached list, checked against the user's row: one more read
+    assert calls == [[{"user_id": user}]] * 2
 
 
 def test_a_recommender_without_store_features_needs_no_feast(tiny_recommender):
