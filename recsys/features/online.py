@@ -30,14 +30,14 @@ import numpy as np
 import pandas as pd
 
 from recsys.features.definitions import ITEM_KEY, USER_KEY, FeatureSpec
-from recsys.features.provider import ITEM_SERVICE, ITEM_VIEWS, USER_SERVICE, USER_VIEWS, StoreFeatures
+from recsys.features.provider import ITEM_SERVICE, ITEM_VIEWS, USER_SERVICE, USER_VIEWS, FeastRepoFeatures
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_AGE = timedelta(hours=36)  # one daily snapshot period + 12 h for the daily job to land
 CLOCKS = ("wall", "snapshot")
 
 
-class OnlineFeatures(StoreFeatures):
+class OnlineFeatures(FeastRepoFeatures):
     def __init__(self, spec: FeatureSpec, repo_path: str = "feature_repo", fs_yaml: str = "feature_store.yaml",
                  item_ids=None, max_age: timedelta | float = DEFAULT_MAX_AGE, clock: str = "wall",
                  item_refresh_seconds: float = 300.0, retry_after: float = 5.0, store=None):
@@ -60,19 +60,7 @@ class OnlineFeatures(StoreFeatures):
         self.counts: Counter = Counter()
         self.last_error: str | None = None
 
-    # ---- the Feast client ----
-    @property
-    def store(self):
-        if self._store is None:
-            from recsys.features.store import open_store
-
-            self._store = open_store(self.repo_path, self.fs_yaml)
-        return self._store
-
-    def describe(self) -> dict:
-        """A saved model re-opens the offline twin (point-in-time), never the online store."""
-        return {"kind": "point_in_time", "repo_path": self.repo_path, "fs_yaml": self.fs_yaml}
-
+    # ---- the Feast client (`store`, `describe`: FeastRepoFeatures) ----
     def _service(self, name: str):
         """The feature service, looked up once (a registry lookup costs more than the online read)."""
         if name not in self._services:

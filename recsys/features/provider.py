@@ -76,7 +76,27 @@ def seconds_to_timestamps(seconds: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(micros.astype("datetime64[us]")).tz_localize("UTC")
 
 
-class PointInTimeFeatures(StoreFeatures):
+class FeastRepoFeatures(StoreFeatures):
+    """Store features read through one Feast client on a repo (`repo_path`, `fs_yaml`), opened on first use."""
+
+    repo_path: str
+    fs_yaml: str
+    _store = None
+
+    @property
+    def store(self):
+        if self._store is None:
+            from recsys.features.store import open_store
+
+            self._store = open_store(self.repo_path, self.fs_yaml)
+        return self._store
+
+    def describe(self) -> dict:
+        """A saved model re-opens the offline twin (point-in-time), never the online store."""
+        return {"kind": "point_in_time", "repo_path": self.repo_path, "fs_yaml": self.fs_yaml}
+
+
+class PointInTimeFeatures(FeastRepoFeatures):
     """Feast `get_historical_features` over the repo's offline store (the batch job's Parquet).
 
     Feast joins, per entity row (id, t), the latest feature row with event_timestamp <= t within the view's
@@ -91,17 +111,6 @@ class PointInTimeFeatures(StoreFeatures):
 
     def __getstate__(self):  # the Feast client stays behind when the model is pickled between steps
         return {**self.__dict__, "_store": None}
-
-    @property
-    def store(self):
-        if self._store is None:
-            from recsys.features.store import open_store
-
-            self._store = open_store(self.repo_path, self.fs_yaml)
-        return self._store
-
-    def describe(self) -> dict:
-        return {"kind": "point_in_time", "repo_path": self.repo_path, "fs_yaml": self.fs_yaml}
 
     def _join(self, key: str, ids, seconds: np.ndarray, service: str, columns: list[str]) -> pd.DataFrame:
         entity = pd.DataFrame({key: np.asarray(ids, dtype=object).astype(str),
