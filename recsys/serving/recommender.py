@@ -30,7 +30,7 @@ from recsys.serving.config import resolve_config
 from recsys.serving.context import ContextFilter, ParsedContext
 from recsys.serving.errors import InvalidRequest
 from recsys.serving.explain import Explainer
-from recsys.serving.filters import ImpressionLog, ItemSet, SeenPolicy, event_type_of_weight
+from recsys.serving.filters import ImpressionLog, ItemSet, SeenPolicy, event_type_of_weight, sorted_unique
 from recsys.serving.rerank import Reranker, parse_rules
 from recsys.serving.ranked import UNCACHEABLE, Ranked, RankedCache, compute, pinned_store_rows, stamps_of_store
 from recsys.serving.stages import Slate, _timed
@@ -279,9 +279,9 @@ class Recommender:
 
     def _excluded(self, user_id: str, explicit: np.ndarray, now: float) -> np.ndarray:
         """Filter stage: sorted positions this user must not get."""
-        return np.unique(np.concatenate([self.seen.positions(self.history, user_id), explicit,
-                                         self.blocklist.positions, self.unavailable.positions,
-                                         self.impressions.fatigued(user_id, now)]).astype(np.int64))
+        return sorted_unique(np.concatenate([self.seen.positions(self.history, user_id), explicit,
+                                             self.blocklist.positions, self.unavailable.positions,
+                                             self.impressions.fatigued(user_id, now)]).astype(np.int64))
 
     def _new_cache(self) -> RankedCache:
         c = self.config["cache"]

@@ -107,8 +107,10 @@ def _serve(rec, user, entry, excluded, parsed: ParsedContext, k, timer, depth, p
                     exclusions = pushed if pushed is not None else rec._seen(user)
                     entry.pending = ranked.compute(rec, [user], [exclusions], {}, 0, keep_rows=True)[0].pending
                 extra = np.empty(0, np.int64)
-                if passed and pushed is None:  # paid for: explain a pool beyond the deepest item chosen
-                    reach = max(depth, int(rows.max()) + 1 + rec.reranker.pool)
+                if passed and pushed is None:  # the feature rows are paid for: explain three re-rank pools
+                    # beyond the deepest item chosen, so a user paging deeper (impression fatigue) pays again
+                    # after ~9 pages instead of ~3 (explaining the whole list costs more than it saves)
+                    reach = max(depth, int(rows.max()) + 1 + 3 * rec.reranker.pool)
                     extra = np.arange(min(reach, len(entry)))
                 rec.explainer.explain(entry, rec.history, user, np.union1d(missing, extra))
                 if not passed and pushed is None:
