@@ -176,9 +176,10 @@ def http(bundle: Path, users: list[str], tmp: Path, duration: float, k: int, tai
                 rows.append({"target": name, "connections": c, **wrk(server.url + path, script, c, duration)})
             if path == "/recommend":
                 after = ranked_lists(server.url)
-                done = {w: after[w] - before[w] for w in ("hits", "misses", "fallbacks")}
+                done = {w: after[w] - before[w] for w in ("hits", "misses", "fallbacks", "explain_passes")}
                 print(f"{name}: ranked lists during the runs: {done} (hit ratio "
-                      f"{done['hits'] / max(sum(done.values()), 1):.3f}; unknown users never use them)")
+                      f"{done['hits'] / max(done['hits'] + done['misses'] + done['fallbacks'], 1):.3f}; an explain "
+                      f"pass is a hit whose deeper page needed the list recomputed; unknown users never use them)")
     print(f"\n== HTTP: wrk -t1 -cN -d{duration:.0f}s, one BentoML worker, client and server on the same "
           f"{os.cpu_count()} cores")
     print(f"{'target':<26}{'conn':>5}{'req/s':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs no-op':>10}")
