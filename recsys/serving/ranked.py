@@ -164,7 +164,7 @@ class RankedCache:
         self.nbytes = 0
         self.epoch = 0  # bumped by clear(): a computation started before a clear never stores its result
         self.counts = {"hits": 0, "misses": 0, "fallbacks": 0, "invalidated": 0, "evicted": 0, "stale": 0,
-                       "explain_passes": 0}
+                       "explain_passes": 0, "deepened": 0}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -213,8 +213,9 @@ class RankedCache:
                 self._evict()
 
     def defer(self, user_id: str, entry: Ranked, depth: int) -> bool:
-        """Queue a list computed on request (its feature rows still `pending`) for its re-rank pool's
-        explanations off the request path; False when the queue is full (it holds ~55 KB of rows a list)."""
+        """Queue a list for explanations to `depth` off the request path: one computed on request (its
+        feature rows still `pending`: its re-rank pool) or one a user is paging down (no rows: they are
+        computed again). False when the queue is full (a list computed on request holds ~55 KB of rows)."""
         with self._lock:
             if len(self._deferred) >= MAX_DEFERRED or user_id not in self._entries:
                 return False

@@ -199,13 +199,17 @@ class Recommender:
 
     def explain_deferred(self) -> int:
         """Explain the re-rank pool of the lists computed on request since the last call (they keep their
-        feature rows until then): what makes a user's next pages cheap. Builds an explained copy and swaps
-        it in, so a request reading the list meanwhile never sees it half updated. Returns how many."""
+        feature rows until then), and deepen the explanations of lists a user is paging down (their rows
+        are computed again): what makes a user's next pages cheap. Builds an explained copy and swaps it
+        in, so a request reading the list meanwhile never sees it half updated. Returns how many."""
         done = 0
         for user, entry, depth in self.ranked.take_deferred():
-            pending = entry.pending
-            if pending is None or self.ranked.get(user, entry.stamp) is not entry:
+            if self.ranked.get(user, entry.stamp) is not entry:
                 continue
+            pending = entry.pending
+            if pending is None:  # a deepening (stages._serve): the list's feature rows again, same stamp
+                self.ranked.counts["deepened"] += 1
+                pending = compute(self, [user], [self._seen(user)], {}, 0, keep_rows=True)[0].pending
             copy = Ranked(entry.positions, entry.scores, entry.origin, entry.stamp)
             copy.pending, copy.page = pending, entry.page
             rows = np.union1d(np.arange(min(depth, len(entry))), entry.explained)

@@ -248,4 +248,33 @@ def test_a_list_computed_on_request_gets_its_pool_explained_off_the_request_path
     assert len(swapped.explained) == min(rec._explain_depth(2), len(swapped))
     skip = [r["item_id"] for r in first]
     assert rec.recommend("v7", 2, exclude=skip) == cold.recommend("v7", 2, exclude=skip)
-    assert rec.ranked.counts["explain_passes"] == 0 and rec.explain_deferred() == 0
+    assert rec.ranked.counts["explain_passes"] == 0
+
+
+def test_a_user_paging_down_gets_deeper_explanations_off_the_request_path(make):
+    """Impression fatigue moves a user's page down the list; with the warm-up thread's work between requests
+    (explain_deferred) no request pays a pass, and every page is what an uncached Recommender answers."""
+    settings = {"filters": {"max_impressions": 1}, "rerank": {"pool": 3}, "cache": {"explain_margin": 1}}
+    rec, cold = make(settings), make({**settings, "cache": {"enabled": False}})
+    rec.clock = cold.clock = lambda: 1000.0
+    rec._ranked(["u8"], {}, warm_depth=4)  # explained four deep, as the warm-up leaves a list
+    entry = rec.ranked.get("u8", rec._stamps(["u8"])[0])
+    assert len(entry.explained) == 4 < len(entry) - 6
+    shown = []
+    for _ in range(4):  # each page is fatigued at once: the next one starts two items deeper
+        page = rec.recommend("u8", 2)
+        assert page == cold.recommend("u8", 2) and not set(r["item_id"] for r in page) & set(shown)
+        shown += [r["item_id"] for r in page]
+        rec.explain_deferred()
+    assert rec.ranked.counts["explain_passes"] == 0 and rec.ranked.counts["deepened"] >= 1
+    assert len(rec.ranked.get("u8", rec._stamps(["u8"])[0]).explained) > 4
+
+
+def test_without_the_background_work_paging_down_costs_a_pass_that_explains_well_past_the_page(make):
+    settings = {"filters": {"max_impressions": 1}, "rerank": {"pool": 3}, "cache": {"explain_margin": 1}}
+    rec, cold = make(settings), make({**settings, "cache": {"enabled": False}})
+    rec.clock = cold.clock = lambda: 1000.0
+    rec._ranked(["u8"], {}, warm_depth=4)
+    for _ in range(4):
+        assert rec.recommend("u8", 2) == cold.recommend("u8", 2)
+    assert rec.ranked.counts["explain_passes"] == 1  # then explained past the next pages: no second one
