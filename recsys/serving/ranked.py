@@ -144,12 +144,25 @@ def compute(rec, users: list[str], exclusions: list[np.ndarray], timer: dict, ex
                              None if leaves is None else [lv[rows] for lv in leaves])
         out.append(entry)
     if explain_depth > 0:
-        with timed(timer, "explain", sum(min(explain_depth, len(e)) for e in out)):
-            rec.explainer.explain_many(out, rec.history, users, [np.arange(min(explain_depth, len(e))) for e in out])
+        rows = [_warm_rows(rec, user, entry, explain_depth) for user, entry in zip(users, out)]
+        with timed(timer, "explain", sum(len(r) for r in rows)):
+            rec.explainer.explain_many(out, rec.history, users, rows)
         if not keep_rows:
             for entry in out:
                 entry.pending = None
     return out
+
+
+def _warm_rows(rec, user: str, entry: Ranked, depth: int) -> np.ndarray:
+    """The rows a warm-up explains: the first `depth` the user's filters leave today (impression fatigue,
+    blocked, unavailable), so a user whose page is already down the list (a list recomputed after a click)
+    finds it explained."""
+    excluded = rec._excluded(user, np.empty(0, np.int64), rec.clock())
+    n = min(depth, len(entry))
+    if len(excluded):
+        left = np.cumsum(~np.isin(entry.positions, excluded))
+        n = min(int(np.searchsorted(left, depth)) + 1, len(entry))
+    return np.arange(n)
 
 
 class RankedCache:

@@ -278,3 +278,18 @@ def test_without_the_background_work_paging_down_costs_a_pass_that_explains_well
     for _ in range(4):
         assert rec.recommend("u8", 2) == cold.recommend("u8", 2)
     assert rec.ranked.counts["explain_passes"] == 1  # then explained past the next pages: no second one
+
+
+def test_a_warm_up_explains_past_what_the_users_filters_remove_today(make):
+    settings = {"filters": {"max_impressions": 1}, "rerank": {"pool": 3}, "cache": {"explain_margin": 1}}
+    rec, cold = make(settings), make({**settings, "cache": {"enabled": False}})
+    rec.clock = cold.clock = lambda: 1000.0
+    for _ in range(2):  # two pages shown: four items fatigued at the head of the list
+        assert rec.recommend("u8", 2) == cold.recommend("u8", 2)
+    rec.ranked.invalidate(["u8"])  # what a click does; the warm-up thread then computes the list again
+    assert rec.warm(["u8"]) == 1
+    entry = rec.ranked.get("u8", rec._stamps(["u8"])[0])
+    fatigued = set(rec.impressions.fatigued("u8", 1000.0).tolist())
+    assert len(fatigued) == 4 and len(entry.explained) == min(len(entry), 4 + rec._explain_depth(10))
+    passes = rec.ranked.counts["explain_passes"]
+    assert rec.recommend("u8", 2) == cold.recommend("u8", 2) and rec.ranked.counts["explain_passes"] == passes
