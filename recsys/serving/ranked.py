@@ -33,7 +33,8 @@ UNCACHEABLE = object()  # stamp part of a list computed from state the cache can
 # Bytes per entry beyond its arrays' data: the object with its cache slot, and each array's header (measured
 # with tracemalloc over 1,000 entries of the 10k bench: 1,043 B with 6 arrays, 1,304 B with 8).
 ENTRY_OVERHEAD, ARRAY_OVERHEAD = 260, 130
-MAX_DEFERRED = 64  # lists waiting for their pool's explanations (each keeps its feature rows meanwhile)
+MAX_DEFERRED = 64  # lists waiting for explanations that keep their feature rows meanwhile (~55 KB each)
+MAX_QUEUED = 10_000  # lists waiting for explanations in all (beyond MAX_DEFERRED without rows: recomputed)
 
 
 class Page(NamedTuple):
@@ -173,6 +174,7 @@ class RankedCache:
         self.max_bytes, self.enabled = int(max_bytes), bool(enabled)
         self._entries: OrderedDict[str, list] = OrderedDict()  # user -> [entry, its size when counted]
         self._deferred: dict[int, tuple] = {}  # id(entry) -> (user, entry, explain depth): defer()
+        self._with_rows = 0  # how many of them hold their feature rows (at most MAX_DEFERRED)
         self._lock = threading.Lock()
         self.nbytes = 0
         self.epoch = 0  # bumped by clear(): a computation started before a clear never stores its result
@@ -228,10 +230,20 @@ class RankedCache:
     def defer(self, user_id: str, entry: Ranked, depth: int) -> bool:
         """Queue a list for explanations to `depth` off the request path: one computed on request (its
         feature rows still `pending`: its re-rank pool) or one a user is paging down (no rows: they are
-        computed again). False when the queue is full (a list computed on request holds ~55 KB of rows)."""
+        computed again). Beyond MAX_DEFERRED lists holding rows (~55 KB each), a list's rows are dropped
+        and computed again later. False when MAX_QUEUED lists wait already."""
         with self._lock:
-            if len(self._deferred) >= MAX_DEFERRED or user_id not in self._entries:
+            queued = self._deferred.get(id(entry))
+            if queued is not None:  # already waiting: to the deeper of the two
+                self._deferred[id(entry)] = (user_id, entry, max(queued[2], depth))
+                return True
+            if len(self._deferred) >= MAX_QUEUED or user_id not in self._entries:
                 return False
+            if entry.pending is not None:
+                if self._with_rows >= MAX_DEFERRED:
+                    entry.pending = None  # memory bound: the rows are computed again when it is explained
+                else:
+                    self._with_rows += 1
             self._deferred[id(entry)] = (user_id, entry, depth)
             return True
 
@@ -242,6 +254,7 @@ class RankedCache:
         with self._lock:
             out = list(self._deferred.values())
             self._deferred.clear()
+            self._with_rows = 0
             return out
 
     def swap(self, user_id: str, old: Ranked, new: Ranked) -> bool:
@@ -269,6 +282,7 @@ class RankedCache:
             self.counts["invalidated"] += len(self._entries)
             self._entries.clear()
             self._deferred.clear()
+            self._with_rows = 0
             self.nbytes = 0
             self.epoch += 1
 

@@ -293,3 +293,23 @@ def test_a_warm_up_explains_past_what_the_users_filters_remove_today(make):
     assert len(fatigued) == 4 and len(entry.explained) == min(len(entry), 4 + rec._explain_depth(10))
     passes = rec.ranked.counts["explain_passes"]
     assert rec.recommend("u8", 2) == cold.recommend("u8", 2) and rec.ranked.counts["explain_passes"] == passes
+
+
+def test_lists_queued_beyond_the_rows_bound_are_still_explained_later(make, monkeypatch):
+    from recsys.serving import ranked
+
+    monkeypatch.setattr(ranked, "MAX_DEFERRED", 1)  # one list may keep its feature rows while it waits
+    settings = {"filters": {"record_impressions": False}, "rerank": {"pool": 4}, "cache": {"explain_margin": 2}}
+    rec, cold = make(settings), make({**settings, "cache": {"enabled": False}})
+    users = list(rec.history.users[:3])
+    firsts = {u: rec.recommend(u, 2) for u in users}  # three misses, each queued for its pool's explanations
+    entries = [rec.ranked.get(u, rec._stamps([u])[0]) for u in users]
+    assert all(rec.ranked.is_deferred(e) for e in entries)
+    assert [e.pending is not None for e in entries] == [True, False, False]  # the bound: rows dropped
+    assert rec.explain_deferred() == 3
+    for u in users:
+        entry = rec.ranked.get(u, rec._stamps([u])[0])
+        assert len(entry.explained) >= min(rec._explain_depth(2), len(entry)) and entry.pending is None
+        skip = [r["item_id"] for r in firsts[u]]
+        assert rec.recommend(u, 2, exclude=skip) == cold.recommend(u, 2, exclude=skip)
+    assert rec.ranked.counts["explain_passes"] == 0 and rec.ranked.counts["deepened"] == 2
