@@ -241,6 +241,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--rebuild", action="store_true", help="retrain the benchmark bundle")
+    parser.add_argument("--explain-ahead", action="store_true",
+                        help="serving setting cache.explain_ahead on (deeper explanations queued ahead of a page)")
     args = parser.parse_args()
     from recsys.registry.bundle import load_bundle
 
@@ -248,6 +250,9 @@ def main() -> None:
     t0 = time.time()
     rec, _ = load_bundle(path)
     print(f"bundle {path} loaded in {time.time() - t0:.1f}s")
+    if args.explain_ahead:
+        rec = rec.variant(cache={"explain_ahead": True})
+    print(f"cache settings: {rec.config['cache']}")
     report(rec, args.requests, args.k)
 
 

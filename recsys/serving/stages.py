@@ -117,8 +117,8 @@ def _serve(rec, user, entry, excluded, parsed: ParsedContext, k, timer, depth, p
             if entry.pending is not None and (pushed is not None or not rec.ranked.is_deferred(entry)):
                 entry.pending = None  # feature rows stay only with a list waiting for its explanations
             slate.reasons = rec.explainer.reasons(entry, rows, sources, labels)
-            if (pushed is None and entry.pending is None and len(entry.explained) < len(entry)
-                    and int(rows.max()) + 1 + 2 * k > len(entry.explained)):
+            if (pushed is None and entry.pending is None and rec.config["cache"]["explain_ahead"]
+                    and len(entry.explained) < len(entry) and int(rows.max()) + 1 + 2 * k > len(entry.explained)):
                 # Paging towards the end of what is explained (impression fatigue moves a user's page down
                 # the list): explain deeper off the request path (Recommender.explain_deferred, the
                 # service's warm-up thread), so the next pages need no pass on a request.

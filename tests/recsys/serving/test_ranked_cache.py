@@ -254,7 +254,8 @@ def test_a_list_computed_on_request_gets_its_pool_explained_off_the_request_path
 def test_a_user_paging_down_gets_deeper_explanations_off_the_request_path(make):
     """Impression fatigue moves a user's page down the list; with the warm-up thread's work between requests
     (explain_deferred) no request pays a pass, and every page is what an uncached Recommender answers."""
-    settings = {"filters": {"max_impressions": 1}, "rerank": {"pool": 3}, "cache": {"explain_margin": 1}}
+    settings = {"filters": {"max_impressions": 1}, "rerank": {"pool": 3},
+                "cache": {"explain_margin": 1, "explain_ahead": True}}
     rec, cold = make(settings), make({**settings, "cache": {"enabled": False}})
     rec.clock = cold.clock = lambda: 1000.0
     rec._ranked(["u8"], {}, warm_depth=4)  # explained four deep, as the warm-up leaves a list
@@ -270,7 +271,7 @@ def test_a_user_paging_down_gets_deeper_explanations_off_the_request_path(make):
     assert len(rec.ranked.get("u8", rec._stamps(["u8"])[0]).explained) > 4
 
 
-def test_without_the_background_work_paging_down_costs_a_pass_that_explains_well_past_the_page(make):
+def test_by_default_paging_down_costs_one_pass_that_explains_well_past_the_page(make):
     settings = {"filters": {"max_impressions": 1}, "rerank": {"pool": 3}, "cache": {"explain_margin": 1}}
     rec, cold = make(settings), make({**settings, "cache": {"enabled": False}})
     rec.clock = cold.clock = lambda: 1000.0
