@@ -61,7 +61,8 @@ class ServingMetrics:
         self.ranked_lists = Gauge(
             f"{ns}_ranked_lists", "Ranked-candidate cache of the served Recommender (recsys/serving/ranked.py): "
             "entries, bytes, and since load hits, misses, fallbacks (short lists after filtering), "
-            "explain_passes (a cached list recomputed to explain a deeper page), invalidated, evicted; warm_done is 1 once the background warm-up finished.",
+            "explain_passes (a cached list recomputed to explain a deeper page), invalidated, evicted; "
+            "warm_done is 1 once the background warm-up finished.",
             ["variant", "what"], multiprocess_mode="livesum", registry=registry)
 
     def set_ranked_lists(self, variant: str, stats: dict, warm_done: bool) -> None:

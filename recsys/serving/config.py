@@ -54,10 +54,10 @@ DEFAULTS = {
         # filtering needs no second pass; each costs ~10 us on a miss
         "explain_margin": 10,
         # A user paging down a list (impression fatigue) gets deeper explanations queued for the warm-up
-        # thread before a page needs them: no request pays an explanation pass (the last 9 of the 4,000
+        # thread before a page needs them: no request pays an explanation pass (the last ~10 of the 4,000
         # requests of the in-process mix), but the work is done earlier and for users who may not page on,
-        # so a loaded server does less: /recommend 1,137 / 1,001 vs 1,234 / 1,230 req/s at 8 connections
-        # on the 10k bench (docs/serving.md). Off: the pass is paid on the request that first needs it.
+        # so a loaded server answers fewer requests (docs/serving.md, "In-process serving core"). Off: the
+        # pass is paid on the request that first needs it.
         "explain_ahead": False,
     },
     "explain": {

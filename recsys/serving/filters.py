@@ -152,7 +152,6 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     return values[first]
 
 
-
 class ImpressionLog:
     """Per user, the (item position, time) of recent impressions not followed by engagement.
 
