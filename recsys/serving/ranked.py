@@ -154,6 +154,12 @@ def compute(rec, users: list[str], exclusions: list[np.ndarray], timer: dict, ex
     return out
 
 
+def feature_rows(rec, user: str, exclusions: np.ndarray):
+    """A cached list's feature rows (`Ranked.pending`) computed again, to explain from: the same user,
+    exclusions and stamp give the same list, and only the rows are kept."""
+    return compute(rec, [user], [exclusions], {}, 0, keep_rows=True)[0].pending
+
+
 def _warm_rows(rec, user: str, entry: Ranked, depth: int) -> np.ndarray:
     """The rows a warm-up explains: the first `depth` the user's filters leave today (impression fatigue,
     blocked, unavailable), so a user whose page is already down the list (a list recomputed after a click)

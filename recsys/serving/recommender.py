@@ -32,7 +32,15 @@ from recsys.serving.errors import InvalidRequest
 from recsys.serving.explain import Explainer
 from recsys.serving.filters import ImpressionLog, ItemSet, SeenPolicy, event_type_of_weight, sorted_unique
 from recsys.serving.rerank import Reranker, parse_rules
-from recsys.serving.ranked import UNCACHEABLE, Ranked, RankedCache, compute, pinned_store_rows, stamps_of_store
+from recsys.serving.ranked import (
+    UNCACHEABLE,
+    Ranked,
+    RankedCache,
+    compute,
+    feature_rows,
+    pinned_store_rows,
+    stamps_of_store,
+)
 from recsys.serving.stages import Slate, _timed
 
 MAX_K = 1000
@@ -209,7 +217,7 @@ class Recommender:
             pending = entry.pending
             if pending is None:  # a deepening (stages._serve): the list's feature rows again, same stamp
                 self.ranked.counts["deepened"] += 1
-                pending = compute(self, [user], [self._seen(user)], {}, 0, keep_rows=True)[0].pending
+                pending = feature_rows(self, user, self._seen(user))
             copy = Ranked(entry.positions, entry.scores, entry.origin, entry.stamp)
             copy.pending, copy.page = pending, entry.page
             rows = np.union1d(np.arange(min(depth, len(entry))), entry.explained)

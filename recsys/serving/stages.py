@@ -105,7 +105,7 @@ def _serve(rec, user, entry, excluded, parsed: ParsedContext, k, timer, depth, p
                 if passed:  # a cached entry without its feature rows: one more pass for them
                     rec.ranked.counts["explain_passes"] += 1
                     exclusions = pushed if pushed is not None else rec._seen(user)
-                    entry.pending = ranked.compute(rec, [user], [exclusions], {}, 0, keep_rows=True)[0].pending
+                    entry.pending = ranked.feature_rows(rec, user, exclusions)
                 extra = np.empty(0, np.int64)
                 if passed and pushed is None:  # the feature rows are paid for: explain well past this page
                     extra = np.arange(min(max(depth, explain_reach(rec, rows, k)), len(entry)))
