@@ -22,7 +22,6 @@ import argparse
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ import pandas as pd  # noqa: E402
 
 from recsys.features.definitions import USER_ACTIVITY, FeatureSpec, features_dir  # noqa: E402
 from recsys.features.job import run_feature_job  # noqa: E402
+from tests.feature_repo.repo import RedisServer, copy_repo, write_features  # noqa: E402
 
 PANDAS_BYTES_PER_EVENT = 6_000  # peak RSS of the pandas job: 5.8 GB for 1M events (measured)
 
@@ -99,40 +99,6 @@ def bench_job(sizes, cache: Path, master: str, pandas_max: int) -> None:
     spark.stop()
 
 
-def project_with_store(root: Path, interactions, items, spec: dict | None = None) -> Path:
-    """A temp project: a copy of feature_repo/ and the pandas job's tables beside it."""
-    repo = root / "feature_repo"
-    shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("__pycache__", "*.db"))
-    run_feature_job(interactions, items, features_dir(repo), FeatureSpec.from_dict(spec or {}), "pandas")
-    return repo
-
-
-class Redis:
-    """redis-server on a free loopback port, no persistence."""
-
-    def __enter__(self):
-        import socket
-
-        import redis
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
-                                        stdout=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                redis.Redis(port=self.port).ping()
-                return self
-            except redis.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("redis-server did not start")
-
-    def __exit__(self, *exc):
-        self.process.terminate()
-        self.process.wait(10)
-
-
 def percentiles(samples_s) -> str:
     ms = np.asarray(samples_s) * 1000
     return f"p50 {np.percentile(ms, 50):6.2f} ms  p99 {np.percentile(ms, 99):6.2f} ms  (n={len(ms)})"
@@ -146,8 +112,9 @@ def bench_online(n_reads: int) -> None:
 
     print(f"\n== online read of one user ({load()}) ==")
     ds = load_dataset("synthetic", {"n_users": 2000, "n_items": 400, "n_events": 60000, "seed": 42})
-    with tempfile.TemporaryDirectory() as tmp, Redis() as redis_server:
-        repo = project_with_store(Path(tmp), ds.interactions, ds.items)
+    with tempfile.TemporaryDirectory() as tmp, RedisServer() as redis_server:
+        repo = copy_repo(Path(tmp))
+        write_features(repo, ds.interactions, ds.items)
         spec = FeatureSpec.read(features_dir(repo))
         last = latest_snapshot(features_dir(repo))
         user = ds.interactions.user_id.value_counts().index[0]
@@ -195,7 +162,8 @@ def bench_quality(dataset: str, two_tower: bool, cache_dir: str) -> None:
     generator = qm.fit_generator(ds, split, params, two_tower)
     models, timings = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        repo = project_with_store(Path(tmp), split.train, ds.items, spec)  # from train events only
+        repo = copy_repo(Path(tmp))
+        write_features(repo, split.train, ds.items, spec)  # from train events only
         apply_repo(repo)
         for name, store in (("staged", None), ("staged+store", PointInTimeFeatures(repo))):
             t = time.perf_counter()

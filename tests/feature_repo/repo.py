@@ -1,4 +1,5 @@
-"""Test helpers: a copy of feature_repo/ in a temp project, its offline tables, a real redis-server.
+"""Test helpers (also used by benchmarks/features.py): a copy of feature_repo/ in a temp project, its
+offline tables, a real redis-server.
 
 The copy keeps the repo's relative layout (<root>/feature_repo, <root>/data/features, <root>/data/feast), so
 the project's own data/ is never touched and each test module has its own registry and online store.
@@ -71,3 +72,9 @@ class RedisServer:
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+    def __enter__(self) -> RedisServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
