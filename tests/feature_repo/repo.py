@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bentos.devserver import free_port  # noqa: F401 - also imported from here by the tests
 from recsys.features.definitions import FeatureSpec, features_dir
 from recsys.features.job import run_feature_job
 
@@ -34,12 +35,6 @@ def copy_repo(root: Path) -> Path:
 def write_features(repo: Path, interactions: pd.DataFrame, items: pd.DataFrame, spec: dict | None = None) -> dict:
     """The pandas job's tables where the repo's file sources read them; returns the job summary."""
     return run_feature_job(interactions, items, features_dir(repo), FeatureSpec.from_dict(spec or {}), "pandas")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:
