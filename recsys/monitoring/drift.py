@@ -206,10 +206,13 @@ def check_window(recommender, reference: pd.DataFrame, current: pd.DataFrame, it
     ref_truth = window_truth(reference, scored.n_users)
     ref_recs = recommender.recommend_batch(list(pd.unique(ref_truth[USER_ID])), k)
     cur_recs = scored.recommendations
-    ranked = [f[f["stage"] == "ranked"]["score"].astype(float) for f in (cur_recs, ref_recs)]
-    predictions = _drift_report(pd.DataFrame({"score": ranked[0].to_numpy()}),
-                                pd.DataFrame({"score": ranked[1].to_numpy()}), t.prediction_drift, 0.5)
-    _, prediction_scores = _column_scores(predictions)
+    # personal lists only: cold-start scores are a fused rank on another scale
+    ranked = [f[f["stage"].isin(("ranked", "retrieved"))]["score"].astype(float) for f in (cur_recs, ref_recs)]
+    predictions, prediction_scores = None, {}
+    if min(len(ranked[0]), len(ranked[1])) > 1:
+        predictions = _drift_report(pd.DataFrame({"score": ranked[0].to_numpy()}),
+                                    pd.DataFrame({"score": ranked[1].to_numpy()}), t.prediction_drift, 0.5)
+        _, prediction_scores = _column_scores(predictions)
     basis = reference[[USER_ID, ITEM_ID]].astype(str)  # popularity measured on one basis for both lists
     quality = _recsys_report(_recsys_frame(cur_recs, scored.truth, k), _recsys_frame(ref_recs, ref_truth, k),
                              basis, basis, k)
@@ -237,6 +240,7 @@ def check_window(recommender, reference: pd.DataFrame, current: pd.DataFrame, it
     ]
     verdict = DriftVerdict(signals=signals, **base)
     snapshots = {"data": data, "activity": activity, "predictions": predictions, "quality": quality}
+    snapshots = {name: snap for name, snap in snapshots.items() if snap is not None}
     return WindowCheck(verdict, {name: s.dict() for name, s in snapshots.items()}, combined_html(verdict, snapshots))
 
 
