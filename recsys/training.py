@@ -237,3 +237,18 @@ def refit_staged(recommender: Recommender, settings: dict, recipe: dict | None, 
     log.info("refit on %d interactions (two-tower %s epochs, ranker %s rounds)", len(everything),
              settings.get("two_tower_epochs"), settings.get("ranker_rounds"))
     return refit
+
+
+def train_on(interactions: pd.DataFrame, items, users, recipe: dict | None = None,
+             split: dict | None = None) -> tuple[Recommender, dict]:
+    """A production-ready model from one block of interactions, the way the training pipeline makes one:
+    split (`split`: method and ratios, default per-user temporal 80/10/10), `train_staged` on train / valid,
+    then `refit_staged` on all of it. What the retrain loop's challenger is. Returns (model, settings)."""
+    from recsys.data.splits import split_interactions
+
+    split = {"method": "temporal_user", "ratios": [0.8, 0.1, 0.1], **(split or {})}
+    parts = split_interactions(interactions, split["method"], split["ratios"])
+    log.info("training on %d interactions (train %d, valid %d, test %d)", len(interactions), len(parts.train),
+             len(parts.valid), len(parts.test))
+    evaluated, settings, _ = train_staged(parts.train, parts.valid, items, users, recipe)
+    return refit_staged(evaluated, settings, recipe, parts.train, parts.valid, parts.test, items, users), settings

@@ -117,10 +117,14 @@ def window_items(world: TravelWorld, shift: Shift, conditions: Conditions, start
     return items
 
 
-def generate_days(params: dict, first_day: int, n_days: int, shift: Shift | dict | str | None = None) -> Dataset:
+def generate_days(params: dict, first_day: int, n_days: int, shift: Shift | dict | str | None = None,
+                  replay_training_period: bool = False) -> Dataset:
     """Interactions on days [first_day, first_day + n_days) of the synthetic world `params` describes
     (the `source_params` of configs/train.yaml), days after the training period under `shift`. The daily
-    volume continues the training period's (n_events / days), with its weekend bump."""
+    volume continues the training period's (n_events / days), with its weekend bump.
+    `replay_training_period`: also simulate days of the training period this way (a counterfactual
+    history, e.g. with the shift in force all along: benchmarks/drift_loop.py's reference model); the
+    training data itself always comes from `generate_travel_data`."""
     shift = shift if isinstance(shift, Shift) else Shift.parse(shift)
     keys = ("n_users", "n_items", "seed", "start", "days", "n_latent")
     world, _ = travel_world(**{k: params[k] for k in keys if k in params})
@@ -128,7 +132,7 @@ def generate_days(params: dict, first_day: int, n_days: int, shift: Shift | dict
     per_day = params.get("n_events", 100_000) / world.days
     frames = []
     for day in range(first_day, first_day + n_days):
-        if day < world.days:
+        if day < world.days and not replay_training_period:
             raise ValueError(f"day {day} is inside the training period (days 0..{world.days - 1}): "
                              "use generate_travel_data for it")
         weekend = (world.start.dayofweek + day) % 7 >= 5

@@ -77,6 +77,22 @@ def compare(champion: dict[str, float], challenger: dict[str, float], rule: Prom
     return Comparison(promote=ok, reasons=reasons, champion=champion, challenger=challenger)
 
 
+def duel(champion, challenger, before: pd.DataFrame, window: pd.DataFrame, popularity: pd.Series,
+         rule: PromotionRule, k: int = 10, max_users: int | None = None) -> Comparison:
+    """Champion and challenger on the same held-out window (recsys.evaluation.window): the champion first
+    learns `before` (the events since its training data) as serving history, the challenger already
+    learnt them; `popularity`: item interaction counts the mean-popularity guardrail reads."""
+    from recsys.evaluation.window import add_history, score_window
+
+    add_history(champion, before)
+    figures = {}
+    for name, model in (("champion", champion), ("challenger", challenger)):
+        scored = score_window(model, window, k, n_items=len(model.catalog), max_users=max_users)
+        figures[name] = {**scored.metrics, "popularity": mean_popularity(scored.recommendations, popularity, k),
+                         "users": float(scored.n_users)}
+    return compare(figures["champion"], figures["challenger"], rule)
+
+
 def promote(tracking_uri: str, name: str, version: str) -> str | None:
     """Point `production` at `version`, and `previous` at what it pointed at (returned; None if nothing)."""
     try:

@@ -12,8 +12,7 @@ import pandas as pd
 from zenml import log_metadata, step
 from zenml.logger import get_logger
 
-from recsys.evaluation.window import add_history, score_window
-from recsys.registry.promotion import Comparison, PromotionRule, compare, mean_popularity
+from recsys.registry.promotion import Comparison, PromotionRule, duel
 from recsys.serving.recommender import Recommender
 from steps.names import COMPARISON
 
@@ -29,15 +28,10 @@ def compare_models(recommender: Recommender, challenger: Optional[Recommender],
     if challenger is None:
         return None
     popularity = pd.concat([reference_interactions, interactions_before_window]).item_id.astype(str).value_counts()
-    add_history(recommender, interactions_before_window)
-    figures = {}
-    for name, model in (("champion", recommender), ("challenger", challenger)):
-        scored = score_window(model, window_interactions, k, n_items=len(model.catalog), max_users=max_users)
-        figures[name] = {**scored.metrics, "popularity": mean_popularity(scored.recommendations, popularity, k),
-                         "users": float(scored.n_users)}
-    result = compare(figures["champion"], figures["challenger"], PromotionRule.model_validate(rule or {}))
-    logger.info("champion vs challenger on %d window users: %s\n  %s", int(figures["champion"]["users"]),
+    result = duel(recommender, challenger, interactions_before_window, window_interactions, popularity,
+                  PromotionRule.model_validate(rule or {}), k, max_users)
+    logger.info("champion vs challenger on %d window users: %s\n  %s", int(result.champion["users"]),
                 "PROMOTE" if result.promote else "keep the champion", "\n  ".join(result.reasons))
     log_metadata({"promote": result.promote, "reasons": result.reasons,
-                  "ndcg@10": {n: f[f"ndcg@{k}"] for n, f in figures.items()}})
+                  "ndcg@10": {"champion": result.champion[f"ndcg@{k}"], "challenger": result.challenger[f"ndcg@{k}"]}})
     return result

@@ -14,11 +14,10 @@ from zenml import log_metadata, step
 from zenml.logger import get_logger
 from zenml.materializers.built_in_materializer import BuiltInMaterializer
 
-from recsys.data.splits import split_interactions
 from recsys.data.windows import EventSource
 from recsys.monitoring.verdict import Decision
 from recsys.serving.recommender import Recommender
-from recsys.training import refit_staged, train_staged
+from recsys.training import train_on
 from steps.materializers import RecsysModelMaterializer
 from steps.names import CHALLENGER, CHALLENGER_INFO
 
@@ -43,12 +42,9 @@ def train_challenger(retrain_decision: Decision, promoted_info: Dict[str, Any], 
     steps = {name: {**(promoted_info.get("recipe") or {}).get(name, {}), **((recipe or {}).get(name) or {})}
              for name in set(promoted_info.get("recipe") or {}) | set(recipe or {})}
     split = {"method": "temporal_user", "ratios": [0.8, 0.1, 0.1], **(promoted_info.get("split") or {})}
-    parts = split_interactions(data.interactions, split["method"], split["ratios"])
-    logger.info("challenger: %d interactions %s .. %s (train %d, valid %d, test %d)", len(data.interactions),
-                data.interactions.timestamp.min(), end, len(parts.train), len(parts.valid), len(parts.test))
+    logger.info("challenger: %d interactions %s .. %s", len(data.interactions), data.interactions.timestamp.min(), end)
     users = window_users if len(window_users) else data.users
-    evaluated, settings, _ = train_staged(parts.train, parts.valid, window_items, users, steps)
-    challenger = refit_staged(evaluated, settings, steps, parts.train, parts.valid, parts.test, window_items, users)
+    challenger, settings = train_on(data.interactions, window_items, users, steps, split)
     info = {"trained": True, "events": len(data.interactions), "settings": settings, "recipe": steps, "split": split,
             "data_window": {"start": data.interactions.timestamp.min().isoformat(), "end": end.isoformat(),
                             "events": len(data.interactions)}}
