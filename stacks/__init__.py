@@ -34,5 +34,5 @@ def activate(stack: str, root: Path) -> dict:
     if stack == "kubeflow":
         from stacks.kubeflow import register_kubeflow_stack
 
-        return register_kubeflow_stack(root)
+        return register_kubeflow_stack()
     raise ValueError(f"unknown stack {stack!r}; choose one of {STACKS}")

@@ -24,6 +24,7 @@ from recsys.storage import STATE_ROOT_ENV
 from stacks.local import ensure_stack
 
 STACK_NAME = "recsys-kubeflow"
+PROJECT_DIR = Path(__file__).resolve().parents[1]  # the image's build context and requirements.txt
 FLAVOR_NAME = "recsys_kubeflow"  # orchestrator flavor, defined in FLAVOR_SOURCE
 FLAVOR_SOURCE = "stacks.kubeflow_orchestrator.RecsysKubeflowOrchestratorFlavor"
 SETTINGS = {
@@ -49,6 +50,13 @@ STEP_RESOURCES = {
 }
 # Debian's default JRE (17 on bookworm, 21 on trixie; PySpark 4 needs 17+) for the Spark feature engine.
 APT_PACKAGES = ["default-jre-headless"]
+# The artifact store's fsspec filesystem, per flavor: what ZenML's artifact store class and recsys.storage
+# import. Pinned to versions that resolve with requirements.txt (pip --dry-run, 2026-11-29). ZenML's own
+# integration lists are not used (install_stack_requirements off): they are unpinned, installed before
+# requirements.txt in a separate pip call (pulling kfp-kubernetes 2.17.3 and kfp 2.17 first), and the gcp
+# one caps gcsfs at 2024.12 (fsspec 2024.12, older than the fsspec the runtime set resolves to).
+STORE_PACKAGES = {"s3": ["s3fs==2026.9.0", "boto3==1.43.117"], "gcp": ["gcsfs==2026.8.2"],
+                  "azure": ["adlfs==2026.8.0"]}
 ARTIFACT_STORE_FLAVORS = {"s3": "s3", "gs": "gcp", "az": "azure", "abfs": "azure"}
 
 
@@ -99,20 +107,30 @@ def components(values: dict[str, str]) -> dict:
 
 
 def state_root(values: dict[str, str]) -> str:
+    """Where steps hand over files on this stack (recsys/storage.py): RECSYS_STATE_ROOT, or beside the
+    artifacts, which every pod can already reach."""
     return values.get("RECSYS_STATE_ROOT") or values["RECSYS_ARTIFACT_STORE"].rstrip("/") + "/recsys-state"
 
 
-def run_options(root: Path, values: dict[str, str]) -> dict:
+def requirement_lines(path: Path) -> list[str]:
+    """The requirement specifiers of a requirements file (comments and blank lines dropped)."""
+    lines = (line.split("#", 1)[0].strip() for line in Path(path).read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def run_options(values: dict[str, str]) -> dict:
     """`Pipeline.with_options` arguments for a run on this stack (run.py adds them to the config file, so
     configs/ stay stack-neutral). Resources named for a step the pipeline lacks are ignored by ZenML.
 
-    The image holds the code (not downloaded at run time), filtered by .dockerignore, with requirements.txt
-    and Java on top of ZenML's image. The pods' environment is the run's `environment`: ZenML sets it on
-    every task of the compiled pipeline (DockerSettings.environment is only baked into images ZenML builds)."""
-    root = Path(root).resolve()
-    docker = {"requirements": str(root / "requirements.txt"), "apt_packages": APT_PACKAGES,
-              "build_config": {"dockerignore": str(root / ".dockerignore")}, "allow_download_from_code_repository": False,
-              "allow_download_from_artifact_store": False}
+    The image holds the code (not downloaded at run time), filtered by .dockerignore, with requirements.txt,
+    the artifact store's filesystem package and Java on top of ZenML's image. The pods' environment is the
+    run's `environment`: ZenML sets it on every task of the compiled pipeline (DockerSettings.environment
+    would only be baked into images ZenML builds)."""
+    flavor = ARTIFACT_STORE_FLAVORS[values["RECSYS_ARTIFACT_STORE"].split("://", 1)[0]]
+    docker = {"requirements": requirement_lines(PROJECT_DIR / "requirements.txt") + STORE_PACKAGES[flavor],
+              "install_stack_requirements": False, "apt_packages": APT_PACKAGES,
+              "build_config": {"dockerignore": str(PROJECT_DIR / ".dockerignore")},
+              "allow_download_from_code_repository": False, "allow_download_from_artifact_store": False}
     environment = {"TF_USE_LEGACY_KERAS": "1", STATE_ROOT_ENV: state_root(values)}
     resources = {name: {"settings": {"resources": value}} for name, value in STEP_RESOURCES.items()}
     return {"settings": {"docker": docker}, "environment": environment, "steps": resources}
@@ -130,11 +148,11 @@ def ensure_flavor() -> None:
         client.create_flavor(source=FLAVOR_SOURCE, component_type=T.ORCHESTRATOR)
 
 
-def register_kubeflow_stack(root: Path) -> dict:
+def register_kubeflow_stack() -> dict:
     """Register and activate `recsys-kubeflow` from the environment; returns `run_options` for a run."""
     from zenml.client import Client
 
     values = read_settings()
     ensure_flavor()
     ensure_stack(Client(), STACK_NAME, components(values))
-    return run_options(root, values)
+    return run_options(values)

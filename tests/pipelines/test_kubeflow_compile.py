@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import run
-from stacks.kubeflow import APT_PACKAGES, STEP_RESOURCES, STACK_NAME
+from stacks.kubeflow import APT_PACKAGES, STACK_NAME, STEP_RESOURCES, STORE_PACKAGES, requirement_lines
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BUILT = sorted(name for name, entry in run.PIPELINES.items() if entry)  # new pipelines are covered as added
@@ -58,7 +58,7 @@ def kubeflow(clean_zenml_client, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for name, value in ENV.items():
             patch.setenv(name, value)
-        options = register_kubeflow_stack(PROJECT_ROOT)
+        options = register_kubeflow_stack()
         store = client.create_stack_component("compile-test-store", "local", T.ARTIFACT_STORE,
                                               {"path": str(tmp_path_factory.mktemp("artifacts"))})
         client.update_stack(STACK_NAME, component_updates={T.ARTIFACT_STORE: [store.name]})
@@ -149,14 +149,16 @@ def test_pipeline_compiles_to_the_spec_a_cluster_runs(name, kubeflow, clean_zenm
         else:
             assert not resources
 
-    # The image: ZenML's, plus Java (the Spark feature engine) and requirements.txt as pinned, and the code.
+    # The image: ZenML's, plus Java (the Spark feature engine), requirements.txt as pinned with the gs://
+    # filesystem, and the code.
     with tarfile.open(archive) as tar:
         files = set(tar.getnames())
         dockerfile = tar.extractfile("Dockerfile").read().decode()
         requirements = tar.extractfile(".zenml_user_requirements").read().decode()
     installs = [line for line in dockerfile.splitlines() if "apt-get install" in line]
     assert installs and all(f"'{package}'" in installs[0] for package in APT_PACKAGES)
-    assert requirements.strip() == (PROJECT_ROOT / "requirements.txt").read_text().strip()
+    assert requirements.split() == requirement_lines(PROJECT_ROOT / "requirements.txt") + STORE_PACKAGES["gcp"]
+    assert ".zenml_stack_integration_requirements" not in files  # ZenML's unpinned lists stay out
     assert {"run.py", "feature_repo/feature_store.yaml", "stacks/kubeflow_orchestrator.py", "steps/locations.py",
             module_file(run.PIPELINES[name][0])} <= files
     assert not [f for f in files if f.split("/")[0] in KEPT_OUT]
