@@ -2,10 +2,10 @@
 
 A relative path in a config (`feature_repo`, `data/bundles`) starts at the project directory, never at the
 working directory: on the local stack every step runs in the calling process, on Kubeflow each in its own
-pod whose working directory is not the one of the step before. The project directory is the ZenML
-repository root (`.zen`, what run.py initialises) or, where there is none (a step pod: the image holds the
-code but not `.zen`), the source root. State that steps hand over is a recsys.storage.Location: the same
-path on the local stack, a working copy of <RECSYS_STATE_ROOT>/<path> on a remote one.
+pod whose working directory need not be the one of the step before. The project directory is the ZenML
+repository root (`.zen`: run.py initialises it, ZenML copies it into step images beside the code) or, where
+there is none, the source root. State that steps hand over is a recsys.storage.Location: the same path on
+the local stack, a working copy of <RECSYS_STATE_ROOT>/<path> on a remote one.
 Called inside step bodies only (never at import).
 """
 
