@@ -4,7 +4,12 @@ ZenML 0.98's orchestrator hands `ResourceSettings(memory=...)` to kfp as a float
 which kfp rejects at compile time, and sets only limits, never the requests Kubernetes schedules by. This
 subclass turns the settings into what a cluster needs: cpu_count -> CPU request, memory -> memory request and
 limit (in MiB, the unit kfp accepts); GPUs and the accelerator node selector stay with ZenML's code.
-Everything else (the DAG, images, upload) is ZenML's. stacks/kubeflow.py registers the flavor (its source
+Everything else (the DAG, images, upload) is ZenML's.
+
+Hand-written: `_cheap_task_checks`, because kfp 2.16's PipelineTask calls `inspect.stack()` (which reads the
+source of every frame and scans sys.modules) on each `set_env_variable`, only to name the caller in an error
+message; ZenML sets ~25 variables per task, so in a process that has TensorFlow loaded the train pipeline
+spent ~30 of its ~40 s compile there (cProfile). The replacement makes the same check and message. stacks/kubeflow.py registers the flavor (its source
 is this module, so the step images, which hold the project's code, can load it too).
 
 Node selectors: ZenML 0.98 drops `pod_settings` from the Kubeflow settings (its validator rebuilds them from
@@ -13,9 +18,12 @@ the deprecated `node_selectors` key) and applies only the `accelerator` label; u
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 from typing import Optional, Tuple, Type
 
+from kfp.dsl.pipeline_task import PipelineTask
 from zenml.config.resource_settings import ByteUnit, ResourceSettings
 from zenml.integrations.kubeflow.flavors import KubeflowOrchestratorFlavor
 from zenml.integrations.kubeflow.orchestrators import KubeflowOrchestrator
@@ -33,8 +41,29 @@ def kubernetes_resources(settings: ResourceSettings) -> dict[str, str]:
     return quantities
 
 
+@contextlib.contextmanager
+def _cheap_task_checks():
+    """PipelineTask._ensure_container_spec_exists without inspect.stack(), while the pipeline compiles."""
+    original = PipelineTask._ensure_container_spec_exists
+
+    def ensure_container_spec_exists(task) -> None:
+        if task.container_spec is None:
+            raise ValueError(f"{sys._getframe(1).f_code.co_name} can only be used on single-step components, not "
+                             "pipelines used as components, or special components like importers.")
+
+    PipelineTask._ensure_container_spec_exists = ensure_container_spec_exists
+    try:
+        yield
+    finally:
+        PipelineTask._ensure_container_spec_exists = original
+
+
 class RecsysKubeflowOrchestrator(KubeflowOrchestrator):
     """KubeflowOrchestrator whose resource settings become requests (and a memory limit)."""
+
+    def submit_pipeline(self, *args, **kwargs):
+        with _cheap_task_checks():
+            return super().submit_pipeline(*args, **kwargs)
 
     def _configure_container_resources(self, dynamic_component, resource_settings: ResourceSettings,
                                        node_selector_constraint: Optional[Tuple[str, str]] = None):

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from recsys.features.definitions import BATCH_VIEWS, SNAPSHOT_SECONDS, features_dir
-from recsys.storage import Location, is_url, locate
+from recsys.storage import Location, is_url, locate, state_root
 
 log = logging.getLogger(__name__)
 DEFAULT_YAML = "feature_store.yaml"
@@ -70,6 +70,8 @@ def state_locations(repo_path: str | Path, fs_yaml: str = DEFAULT_YAML) -> dict[
 
 def pull_state(repo_path: str | Path, fs_yaml: str = DEFAULT_YAML, which=("features", "feast")) -> None:
     """Bring the working copy of the store's shared files up to date before reading them."""
+    if state_root() is None:  # the files are used in place: nothing to read or copy
+        return
     for name, location in state_locations(repo_path, fs_yaml).items():
         if name in which and location.mirrored:
             log.info("pulling %s from %s", location.local, location.shared)
@@ -78,6 +80,8 @@ def pull_state(repo_path: str | Path, fs_yaml: str = DEFAULT_YAML, which=("featu
 
 def push_state(repo_path: str | Path, fs_yaml: str = DEFAULT_YAML, which=("features", "feast")) -> None:
     """Publish the working copy of the store's files the caller wrote (e.g. the registry after apply)."""
+    if state_root() is None:
+        return
     for name, location in state_locations(repo_path, fs_yaml).items():
         if name in which and location.mirrored:
             log.info("pushing %s to %s", location.local, location.shared)
