@@ -22,4 +22,5 @@ FEATURES_DIR = d.features_dir(REPO)
 # directory of those paths, and data/ is not in a fresh clone.
 (REPO.parent / "data" / "feast").mkdir(parents=True, exist_ok=True)
 SPEC = d.FeatureSpec.read(FEATURES_DIR) if (FEATURES_DIR / d.SPEC_FILE).is_file() else d.default_spec()
-FEAST_TYPES = {d.INT64: Int64, d.FLOAT64: Float64, d.FLOAT32_LIST: Array(Float32), d.STRING: String}
+FEAST_TYPES = {d.INT64: Int64, d.FLOAT64: Float64, d.FLOAT32_LIST: Array(Float32), d.STRING: String,
+               d.STRING_LIST: Array(String), d.FLOAT64_LIST: Array(Float64)}

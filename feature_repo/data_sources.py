@@ -1,7 +1,7 @@
 """Sources: the batch job's Parquet tables (partitioned by snapshot date) and push sources for streaming.
 
 Batch: one dataset per view under data/features/<view>/date=YYYY-MM-DD/, written by recsys.features.batch or
-recsys.features.spark_job. Push: the stream consumer pushes real-time counters and the user's live vector
+recsys.features.spark_job. Push: the stream consumer pushes the user's recent events, real-time counters and the user's live vector
 (`FeatureStore.push`); their batch sources are where pushed rows can be logged for backfills (empty until
 then, created by the job so that materialization finds a table).
 """
@@ -28,3 +28,4 @@ user_affinity_source = _batch(d.USER_AFFINITY)
 item_popularity_source = _batch(d.ITEM_POPULARITY)
 user_counters_push = PushSource(name="user_counters_push", batch_source=_log(d.USER_COUNTERS))
 user_vector_push = PushSource(name="user_vector_push", batch_source=_log(d.USER_VECTOR))
+user_events_push = PushSource(name="user_events_push", batch_source=_log(d.USER_EVENTS))

@@ -9,6 +9,7 @@ from feature_views import (
     user_activity_daily,
     user_affinity_daily,
     user_counters_realtime,
+    user_events_realtime,
     user_vector_realtime,
 )
 
@@ -24,3 +25,6 @@ user_ranking_realtime_v1 = FeatureService(
 user_retrieval_realtime_v1 = FeatureService(
     name="user_retrieval_realtime_v1", features=[user_vector_realtime],
     description="The user's live vector for retrieval, pushed by the stream consumer.")
+user_events_realtime_v1 = FeatureService(
+    name="user_events_realtime_v1", features=[user_events_realtime],
+    description="The user's recent events, written by the stream consumer, read by the service per request.")

@@ -16,6 +16,7 @@ from data_sources import (
     user_activity_source,
     user_affinity_source,
     user_counters_push,
+    user_events_push,
     user_vector_push,
 )
 from entities import item, user
@@ -48,3 +49,8 @@ user_vector_realtime = FeatureView(
     name=d.USER_VECTOR, entities=[user], ttl=timedelta(days=7), schema=_schema(d.USER_VECTOR),
     source=user_vector_push, online=True, tags={"use": "retrieval", "grain": "realtime"},
     description="The user tower's vector of the user's live history, pushed by the stream consumer.")
+user_events_realtime = FeatureView(
+    name=d.USER_EVENTS, entities=[user], ttl=timedelta(days=30), schema=_schema(d.USER_EVENTS),
+    source=user_events_push, online=True, tags={"use": "serving", "grain": "realtime"},
+    description="The user's most recent events (ids, items, types, times; oldest first), written by the stream "
+                "consumer: the seen filter, impression fatigue and the candidate sources read them per request.")

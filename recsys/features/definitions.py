@@ -38,19 +38,22 @@ USER_AFFINITY = "user_affinity_daily"
 ITEM_POPULARITY = "item_popularity_daily"
 USER_COUNTERS = "user_counters_realtime"  # push source: counters the stream consumer keeps
 USER_VECTOR = "user_vector_realtime"  # push source: the user tower's vector of the live history
+USER_EVENTS = "user_events_realtime"  # push source: the user's recent events (recsys.streaming.state)
 BATCH_VIEWS = (USER_ACTIVITY, USER_AFFINITY, ITEM_POPULARITY)
-PUSH_VIEWS = (USER_COUNTERS, USER_VECTOR)
+PUSH_VIEWS = (USER_COUNTERS, USER_VECTOR, USER_EVENTS)
 SERVICES = {
     "user_ranking_daily_v1": (USER_ACTIVITY, USER_AFFINITY),
     "item_ranking_daily_v1": (ITEM_POPULARITY,),
     "user_ranking_realtime_v1": (USER_COUNTERS,),
     "user_retrieval_realtime_v1": (USER_VECTOR,),
+    "user_events_realtime_v1": (USER_EVENTS,),
 }
 ENTITY_OF = {USER_ACTIVITY: USER_KEY, USER_AFFINITY: USER_KEY, ITEM_POPULARITY: ITEM_KEY,
-             USER_COUNTERS: USER_KEY, USER_VECTOR: USER_KEY}
+             USER_COUNTERS: USER_KEY, USER_VECTOR: USER_KEY, USER_EVENTS: USER_KEY}
 
 # Feature dtypes, named once; the Feast repo maps them to feast.types, the writers to Arrow types.
 INT64, FLOAT64, FLOAT32_LIST, STRING = "int64", "float64", "float32_list", "string"
+STRING_LIST, FLOAT64_LIST = "string_list", "float64_list"
 
 # Where the job writes and the Feast repo reads: <project>/data/features unless RECSYS_FEATURES_DIR says
 # otherwise (e.g. a shared path a Spark cluster's workers can reach).
@@ -140,6 +143,9 @@ class FeatureSpec:
                     + [("rt_events_1h", INT64), ("rt_events_24h", INT64), ("rt_last_event_seconds", INT64)])
         if view == USER_VECTOR:
             return [("user_vector", FLOAT32_LIST), ("user_vector_model", STRING)]
+        if view == USER_EVENTS:  # parallel lists, oldest first; recsys.streaming.state.UserEvents
+            return [("rt_event_ids", STRING_LIST), ("rt_item_ids", STRING_LIST), ("rt_event_types", STRING_LIST),
+                    ("rt_event_seconds", FLOAT64_LIST)]
         raise KeyError(f"unknown feature view {view!r}")
 
     def _counts(self, entity: str) -> list[tuple[str, str]]:
@@ -159,7 +165,7 @@ class FeatureSpec:
         import pyarrow as pa
 
         types = {INT64: pa.int64(), FLOAT64: pa.float64(), FLOAT32_LIST: pa.list_(pa.float32()),
-                 STRING: pa.string()}
+                 STRING: pa.string(), STRING_LIST: pa.list_(pa.string()), FLOAT64_LIST: pa.list_(pa.float64())}
         return pa.schema([(ENTITY_OF[view], pa.string()), (EVENT_TIMESTAMP, pa.timestamp("us", tz="UTC")),
                           *[(name, types[dtype]) for name, dtype in self.fields(view)],
                           *([(PARTITION, pa.string())] if view in BATCH_VIEWS else [])])
