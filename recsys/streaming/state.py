@@ -93,13 +93,20 @@ class OnlineEventStore:
     `repo_path` / `fs_yaml` name the Feast repo and environment (feature_store.yaml: sqlite, or
     feature_store_redis.yaml), as everywhere else; the repo must have been applied (`feast apply`, the
     features pipeline). Thread-safe for reads from many threads when the online store client is (Redis);
-    the sqlite store shares one connection, so callers serialise (the service reads on its event loop)."""
+    the sqlite store shares one connection, so callers serialise (the service reads on its event loop).
 
-    def __init__(self, repo_path: str = "feature_repo", fs_yaml: str = "feature_store.yaml", store=None):
+    `ordered_writes=True` is for the one writer of the rows (the stream consumer), which never writes a row
+    older than the stored one (it reads, merges and writes back): the Redis store's own check, which skips
+    a row whose time is not newer than the stored one's, is turned off (Feast's `skip_dedup`). That check
+    would drop a row changed by a late event (same newest time, one more event) and costs a round trip."""
+
+    def __init__(self, repo_path: str = "feature_repo", fs_yaml: str = "feature_store.yaml", store=None,
+                 ordered_writes: bool = False):
         self.repo_path, self.fs_yaml = str(repo_path), fs_yaml
         self._store = store
         self._views: dict = {}
         self._online = None
+        self.ordered_writes = ordered_writes
 
     @property
     def store(self):
@@ -107,6 +114,9 @@ class OnlineEventStore:
             from recsys.features.store import open_store
 
             self._store = open_store(self.repo_path, self.fs_yaml)
+            online = self._store.config.online_store
+            if self.ordered_writes and hasattr(online, "skip_dedup"):
+                online.skip_dedup = True
         return self._store
 
     def _view(self, name: str):

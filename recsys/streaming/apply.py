@@ -1,0 +1,173 @@
+"""A batch of Kafka records -> its effects: user rows, counters, live vectors, archive, dead letters.
+
+Where this sits: recsys.streaming.consumer polls the topic and hands each batch here; nothing in this module
+talks to Kafka, so the effects are tested without a broker. For one batch:
+
+  1. every record is parsed (recsys.streaming.events); one that does not parse becomes a dead-letter record
+     (`dead_letter`: the error, the field at fault, topic, partition, offset, key and the raw value) for the
+     consumer to produce to `<topic>.dlq`; the partition moves on;
+  2. the batch's users' rows are read in one multi-key lookup (or taken from the in-memory copy of the rows
+     this consumer owns), merged with their events (deduplicated by event_id), and each changed row is
+     written once: one row per user per batch, whatever the number of events;
+  3. for users whose interactions changed, the counters and the live vector, derived from the new row, are
+     written to their push views (one write per view per batch);
+  4. every valid event is buffered in the archive (written when the consumer rolls it, before committing).
+
+Redelivered events are counted as `duplicates` (their event_id is in the row already) and change nothing;
+events older than a full row's oldest are `outdated` (they do not fit the window) and change nothing either.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from recsys.features.definitions import USER_COUNTERS, USER_VECTOR
+from recsys.streaming.archive import EventArchive
+from recsys.streaming.effects import LiveVectors, counters
+from recsys.streaming.events import IMPRESSION, InvalidEvent, parse
+from recsys.streaming.state import EMPTY, OnlineEventStore, UserEvents
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka message as the consumer got it."""
+
+    partition: int
+    offset: int
+    value: bytes | None
+    key: bytes | None = None
+    timestamp_ms: int | None = None
+
+
+@dataclass
+class BatchResult:
+    records: int = 0
+    events: int = 0  # valid events
+    applied: int = 0  # events that changed a row
+    duplicates: int = 0  # already in the row (a redelivery, or the same event_id sent twice)
+    outdated: int = 0  # older than the whole window of a full row
+    users: int = 0  # rows written
+    dead_letters: list[dict] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent
+    event_seconds: list[float] = field(default_factory=list)  # event times of the applied events
+
+
+def dead_letter(record: Record, topic: str, error: Exception) -> dict:
+    """The `<topic>.dlq` message for a record that is not a contract event. The raw value travels as text
+    when it is UTF-8, else base64 (`value_base64`)."""
+    out = {"error": str(error), "field": getattr(error, "field", ""), "error_type": type(error).__name__,
+           "topic": topic, "partition": record.partition, "offset": record.offset,
+           "timestamp_ms": record.timestamp_ms, "key": _text(record.key),
+           "failed_at": datetime.now(timezone.utc).isoformat()}
+    value = record.value or b""
+    try:
+        out["value"] = value.decode("utf-8")
+    except UnicodeDecodeError:
+        out["value_base64"] = base64.b64encode(value).decode()
+    return out
+
+
+def _text(raw: bytes | None) -> str | None:
+    return raw.decode("utf-8", errors="replace") if raw is not None else None
+
+
+class BatchApplier:
+    """Applies batches for one consumer. `rows` is the in-memory copy of the rows of users whose partitions
+    this consumer owns (their only writer), bounded LRU; `reset()` drops it (on a rebalance)."""
+
+    def __init__(self, store: OnlineEventStore, topic: str, archive: EventArchive | None = None,
+                 vectors: LiveVectors | None = None, max_events: int = 200, with_counters: bool = True,
+                 cache_users: int = 50_000):
+        self.store, self.topic, self.archive, self.vectors = store, topic, archive, vectors
+        self.max_events, self.with_counters, self.cache_users = max_events, with_counters, cache_users
+        self.rows: OrderedDict[str, UserEvents] = OrderedDict()
+        self._counter_names: list[str] | None = None
+
+    def reset(self) -> None:
+        self.rows.clear()
+
+    def counter_names(self) -> list[str]:
+        if self._counter_names is None:
+            self._counter_names = [f.name for f in self.store._view(USER_COUNTERS).features]
+        return self._counter_names
+
+    def apply(self, records: list[Record]) -> BatchResult:
+        result = BatchResult(records=len(records))
+        clock = time.perf_counter()
+        by_user: dict[str, list] = {}
+        for record in records:
+            try:
+                if record.value is None:
+                    raise InvalidEvent("empty message (no value)", "")
+                event = parse(record.value)
+            except InvalidEvent as error:
+                result.dead_letters.append(dead_letter(record, self.topic, error))
+                continue
+            by_user.setdefault(event.user_id, []).append(event)
+            if self.archive is not None:
+                self.archive.add(record.partition, record.offset, event)
+            result.events += 1
+        clock = _lap(result, "parse", clock)
+
+        users = list(by_user)
+        missing = [u for u in users if u not in self.rows]
+        read = dict(zip(missing, self.store.read(missing))) if missing else {}
+        clock = _lap(result, "read", clock)
+
+        merged: dict[str, UserEvents] = {}
+        changed: dict[str, UserEvents] = {}
+        interacted: list[str] = []
+        for user in users:
+            old = self.rows[user] if user in self.rows else read.get(user, EMPTY)
+            events = by_user[user]
+            known = set(old.event_ids)
+            fresh = {e.event_id for e in events if e.event_id not in known}
+            result.duplicates += len(events) - len(fresh)
+            row, added = old.merge(events, self.max_events)
+            result.outdated += len(fresh) - added
+            result.applied += added
+            merged[user] = row
+            if added:
+                changed[user] = row
+                new_ids = set(row.event_ids) - known
+                result.event_seconds += [e.seconds for e in events if e.event_id in new_ids]
+                if any(e.event_type != IMPRESSION for e in events if e.event_id in new_ids):
+                    interacted.append(user)
+        clock = _lap(result, "merge", clock)
+
+        result.users = self.store.write(changed)
+        clock = _lap(result, "write_events", clock)
+        if self.with_counters and interacted:
+            names = self.counter_names()
+            self.store.write_view(USER_COUNTERS, {u: (_row_time(changed[u]), counters(changed[u], names))
+                                                  for u in interacted})
+            clock = _lap(result, "write_counters", clock)
+        if self.vectors is not None and interacted:
+            values = self.vectors.features(interacted, [changed[u] for u in interacted])
+            self.store.write_view(USER_VECTOR, {u: (_row_time(changed[u]), v) for u, v in zip(interacted, values)})
+            clock = _lap(result, "write_vector", clock)
+        for user, row in merged.items():  # only once every write succeeded: the copy never runs ahead
+            self._remember(user, row)
+        return result
+
+    def _remember(self, user: str, row: UserEvents) -> None:
+        if not self.cache_users:
+            return
+        self.rows[user] = row
+        self.rows.move_to_end(user)
+        while len(self.rows) > self.cache_users:
+            self.rows.popitem(last=False)
+
+
+def _row_time(row: UserEvents) -> datetime:
+    return datetime.fromtimestamp(row.seconds[-1], tz=timezone.utc)
+
+
+def _lap(result: BatchResult, stage: str, clock: float) -> float:
+    now = time.perf_counter()
+    result.seconds[stage] = result.seconds.get(stage, 0.0) + now - clock
+    return now

@@ -1,0 +1,177 @@
+"""The event archive: every valid event the stream consumer read, as date-partitioned Parquet.
+
+Where this sits: the consumer (recsys.streaming.consumer) buffers a roll of events (up to `roll_seconds` /
+`roll_events`) and writes it here before it commits the roll's offsets; drift checks and retraining read
+it back with `read_archive(root, start, end)` in the interactions contract (recsys.data.schema) plus
+`event_id`. Layout, by the event's UTC date (event time, not arrival time):
+
+    <root>/date=2026-11-29/<topic>+<partition>+<first offset>.parquet
+
+Files are named like the Kafka Connect S3 sink's (topic, partition, first offset of the roll), which is what
+makes a replay rewrite the same files instead of adding rows. The consumer commits offsets only at roll
+boundaries, so when a consumer starts reading a partition at offset `c` (its group's committed offset), every
+file of that partition with a first offset >= c holds events of a roll that was never committed, possibly
+cut at other boundaries than the replay will cut them: `discard_from(partition, c)` removes them before the
+replay writes its own. Files appear atomically (written to a hidden temp name, fsynced, renamed), so a crash
+never leaves half a file. Readers also deduplicate by `event_id` (a producer may have sent the same event
+twice: the same id at two offsets), keeping the first in time order.
+
+One archive root per (topic, consumer group): the offsets in the names are that topic's. A topic deleted and
+recreated under the same name restarts its offsets at 0, so it needs a new archive root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recsys.data.schema import EVENT_TYPE, EVENT_TYPES, ITEM_ID, SESSION_ID, TIMESTAMP, USER_ID, VALUE
+
+EVENT_ID = "event_id"
+CONTRACT_COLUMNS = (USER_ID, ITEM_ID, TIMESTAMP, EVENT_TYPE, VALUE, SESSION_ID, EVENT_ID)
+SCHEMA = pa.schema([(USER_ID, pa.string()), (ITEM_ID, pa.string()), (TIMESTAMP, pa.timestamp("us", tz="UTC")),
+                    (EVENT_TYPE, pa.string()), (VALUE, pa.float64()), (SESSION_ID, pa.string()),
+                    (EVENT_ID, pa.string()), ("extra", pa.string()), ("kafka_partition", pa.int32()),
+                    ("kafka_offset", pa.int64())])
+_KNOWN = {"v", EVENT_ID, USER_ID, ITEM_ID, EVENT_TYPE, TIMESTAMP, VALUE, SESSION_ID}
+_DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+
+
+class EventArchive:
+    """Buffers events per partition and writes a roll; `discard_from` cleans a partition taken over."""
+
+    def __init__(self, root: str | Path, topic: str, fsync: bool = True):
+        self.root, self.topic, self.fsync = Path(root), topic, fsync
+        self._rows: dict[int, list[tuple]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self._rows.values())
+
+    def add(self, partition: int, offset: int, event) -> None:
+        """Buffer one valid event (recsys.streaming.events.Event) read at (partition, offset)."""
+        extra = {k: v for k, v in (event.model_extra or {}).items() if k not in _KNOWN}
+        self._rows.setdefault(partition, []).append(
+            (event.user_id, event.item_id, int(round(event.seconds * 1e6)), event.event_type, event.value,
+             event.session_id, event.event_id, json.dumps(extra, sort_keys=True, default=str) if extra else None,
+             partition, offset))
+
+    def roll(self) -> list[Path]:
+        """Write the buffered events (one file per partition and date), durable on return; empties the buffer."""
+        written = []
+        for partition, rows in sorted(self._rows.items()):
+            columns = list(zip(*rows))
+            table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA)], schema=SCHEMA)
+            days = np.asarray(columns[2], dtype=np.int64) // 86_400_000_000
+            unique = np.unique(days)
+            for day in unique:
+                day_name = datetime.fromtimestamp(int(day) * 86400, tz=timezone.utc).date().isoformat()
+                part = table.take(np.flatnonzero(days == day)) if len(unique) > 1 else table
+                written.append(self._write(part, day_name, partition, rows[0][-1]))
+        self._rows.clear()
+        if written and self.fsync:
+            for directory in {p.parent for p in written}:
+                _fsync_dir(directory)
+        return written
+
+    def drop(self) -> None:
+        """Forget the buffer (its offsets were not committed: the events will be read again)."""
+        self._rows.clear()
+
+    def file_name(self, partition: int, first_offset: int) -> str:
+        return f"{self.topic}+{partition}+{first_offset:012d}.parquet"
+
+    def _write(self, table: pa.Table, day: str, partition: int, first_offset: int) -> Path:
+        directory = self.root / f"date={day}"
+        directory.mkdir(parents=True, exist_ok=True)
+        final = directory / self.file_name(partition, first_offset)
+        temp = directory / f".{final.name}.tmp"
+        pq.write_table(table, temp)
+        if self.fsync:
+            with open(temp, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(temp, final)
+        return final
+
+    def discard_from(self, partition: int, offset: int) -> list[Path]:
+        """Remove this partition's files whose roll starts at or after `offset` (an uncommitted attempt),
+        and any temp file left by a crash; returns what was removed."""
+        prefix = f"{self.topic}+{partition}+"
+        removed = []
+        if not self.root.is_dir():
+            return removed
+        for directory in self.root.iterdir():
+            if not _DATE_DIR.match(directory.name):
+                continue
+            for entry in os.scandir(directory):
+                name = entry.name
+                if name.startswith(f".{prefix}") and name.endswith(".tmp"):
+                    os.unlink(entry.path)
+                elif name.startswith(prefix) and name.endswith(".parquet"):
+                    first = int(name[len(prefix):-len(".parquet")])
+                    if first >= offset:
+                        os.unlink(entry.path)
+                        removed.append(Path(entry.path))
+        return removed
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _day(value) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def read_archive(root: str | Path, start=None, end=None, event_types=EVENT_TYPES,
+                 columns: tuple[str, ...] = CONTRACT_COLUMNS) -> pd.DataFrame:
+    """The archived events with `start <= timestamp < end` (dates, datetimes or ISO strings; naive = UTC;
+    None = unbounded), one row per event_id, in time order.
+
+    Columns: the interactions contract (user_id, item_id, timestamp UTC, event_type, value, session_id) and
+    event_id; `columns` may add "extra" (other event fields as JSON), "kafka_partition", "kafka_offset".
+    `event_types`: the data contract's by default, so the frame validates as interactions (impressions are
+    archived too: pass ("impression",) or None for every type)."""
+    lo, hi = (_day(start) if start is not None else None), (_day(end) if end is not None else None)
+    files = []
+    root = Path(root)
+    for directory in sorted(root.iterdir()) if root.is_dir() else []:
+        match = _DATE_DIR.match(directory.name)
+        if not match:
+            continue
+        day = pd.Timestamp(match.group(1), tz="UTC")
+        if (lo is not None and day + pd.Timedelta(days=1) <= lo) or (hi is not None and day >= hi):
+            continue
+        files += sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
+    wanted = list(dict.fromkeys((*columns, EVENT_ID, TIMESTAMP, EVENT_TYPE)))
+    tables = [pq.read_table(f, columns=wanted, schema=SCHEMA) for f in files]
+    frame = (pa.concat_tables(tables) if tables else SCHEMA.empty_table().select(wanted)).to_pandas()
+    keep = np.ones(len(frame), dtype=bool)
+    if lo is not None:
+        keep &= (frame[TIMESTAMP] >= lo).to_numpy()
+    if hi is not None:
+        keep &= (frame[TIMESTAMP] < hi).to_numpy()
+    if event_types is not None:
+        keep &= frame[EVENT_TYPE].isin(list(event_types)).to_numpy()
+    frame = frame[keep].sort_values([TIMESTAMP, EVENT_ID], kind="stable")
+    frame = frame.drop_duplicates(EVENT_ID, keep="first")
+    return frame[list(columns)].reset_index(drop=True)
+
+
+def archive_dates(root: str | Path) -> list[date]:
+    """The UTC dates the archive holds events for."""
+    root = Path(root)
+    return sorted(date.fromisoformat(m.group(1)) for d in (root.iterdir() if root.is_dir() else [])
+                  if (m := _DATE_DIR.match(d.name)))
