@@ -20,16 +20,19 @@ events older than a full row's oldest are `outdated` (they do not fit the window
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from recsys.features.definitions import USER_COUNTERS, USER_VECTOR
+from recsys.features.definitions import USER_COUNTERS, USER_EVENTS, USER_VECTOR
 from recsys.streaming.archive import EventArchive
 from recsys.streaming.effects import LiveVectors, counters
 from recsys.streaming.events import IMPRESSION, InvalidEvent, parse
 from recsys.streaming.state import EMPTY, OnlineEventStore, UserEvents
+
+MAX_LETTER_VALUE = 256 * 1024  # bytes of a poison message's value kept in its dead letter
 
 
 @dataclass(frozen=True)
@@ -58,12 +61,17 @@ class BatchResult:
 
 def dead_letter(record: Record, topic: str, error: Exception) -> dict:
     """The `<topic>.dlq` message for a record that is not a contract event. The raw value travels as text
-    when it is UTF-8, else base64 (`value_base64`)."""
+    when it is UTF-8, else base64 (`value_base64`); beyond MAX_LETTER_VALUE bytes only its head does
+    (`value_truncated`, with `value_bytes` and `value_sha256` of the whole), so a dead letter always fits
+    the producer's request size and a huge poison message cannot block its partition."""
+    value = record.value or b""
     out = {"error": str(error), "field": getattr(error, "field", ""), "error_type": type(error).__name__,
            "topic": topic, "partition": record.partition, "offset": record.offset,
-           "timestamp_ms": record.timestamp_ms, "key": _text(record.key),
-           "failed_at": datetime.now(timezone.utc).isoformat()}
-    value = record.value or b""
+           "timestamp_ms": record.timestamp_ms, "key": _text(record.key and record.key[:MAX_LETTER_VALUE]),
+           "value_bytes": len(value), "failed_at": datetime.now(timezone.utc).isoformat()}
+    if len(value) > MAX_LETTER_VALUE:
+        out.update(value_truncated=True, value_sha256=hashlib.sha256(value).hexdigest())
+        value = value[:MAX_LETTER_VALUE]
     try:
         out["value"] = value.decode("utf-8")
     except UnicodeDecodeError:
@@ -89,6 +97,14 @@ class BatchApplier:
 
     def reset(self) -> None:
         self.rows.clear()
+
+    def warm_up(self) -> None:
+        """Open the online store and read the views' schemas now (seconds on a cold start), not inside the
+        first batch: a consumer that joined its group must poll again within max_poll_interval_ms."""
+        self.store._view(USER_EVENTS)
+        self.store._provider()
+        if self.with_counters:
+            self.counter_names()
 
     def counter_names(self) -> list[str]:
         if self._counter_names is None:

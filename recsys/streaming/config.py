@@ -48,6 +48,8 @@ class KafkaSettings(_Section):
 
 class ConsumerSettings(_Section):
     group_id: str = "recsys-stream"
+    group_instance_id: str | None = Field(None, description="static membership (KIP-345): a restart under the "
+                                          "same id takes its partitions back without a group rebalance")
     max_batch_events: int = Field(20_000, ge=1)
     max_batch_seconds: float = Field(1.0, gt=0)
     max_poll_records: int = Field(5_000, ge=1)
@@ -117,6 +119,7 @@ ENV = {
     "RECSYS_FEEDBACK_TOPIC": (None, "topic"),
     "RECSYS_DLQ_TOPIC": (None, "dlq_topic"),
     "RECSYS_STREAM_GROUP": ("consumer", "group_id"),
+    "RECSYS_STREAM_INSTANCE_ID": ("consumer", "group_instance_id"),
     "RECSYS_FEATURE_REPO": ("state", "repo_path"),
     "RECSYS_FEATURE_STORE_YAML": ("state", "fs_yaml"),
     "RECSYS_EVENT_ARCHIVE": ("archive", "root"),

@@ -138,3 +138,34 @@ def bundle_path(ref: str, tracking_uri: str, cache_dir: str | Path) -> Path:
 
     path = Path(ref)
     return (path if (path / META_FILE).is_file() else latest_bundle(path)).resolve()
+
+
+class ModelWatcher:
+    """Follows a model reference (configs/stream.yaml `model`): `check()` returns new LiveVectors when the
+    reference points at another bundle than last time (None otherwise), at most every `reload_seconds`.
+    Until a model resolves (a fresh project), events flow without the vector view."""
+
+    def __init__(self, ref: str | None, tracking_uri: str, cache_dir: str | Path, reload_seconds: float):
+        self.ref, self.tracking_uri, self.cache_dir = ref, tracking_uri, cache_dir
+        self.reload_seconds = reload_seconds
+        self.key: str | None = None
+        self._checked = float("-inf")
+
+    def check(self, now: float) -> tuple[bool, LiveVectors | None]:
+        """(changed, vectors): changed is True when the model moved (vectors may then be None: no two-tower)."""
+        import logging
+
+        if not self.ref or (self.key is not None and not self.reload_seconds):
+            return False, None
+        if now - self._checked < (self.reload_seconds or 30.0):
+            return False, None
+        self._checked = now
+        try:
+            path = bundle_path(self.ref, self.tracking_uri, self.cache_dir)
+        except Exception as error:  # noqa: BLE001 - no model yet: events still flow, vectors wait
+            logging.getLogger(__name__).warning("no live vectors yet: model %s not available (%s)", self.ref, error)
+            return False, None
+        if str(path) == self.key:
+            return False, None
+        self.key = str(path)
+        return True, LiveVectors.from_bundle(path)
