@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from recsys.features.definitions import USER_COUNTERS, USER_EVENTS, USER_VECTOR
 from recsys.streaming.archive import EventArchive
 from recsys.streaming.effects import LiveVectors, counters
-from recsys.streaming.events import IMPRESSION, InvalidEvent, parse
+from recsys.streaming.events import IMPRESSION, InvalidEvent, decode
 from recsys.streaming.state import EMPTY, OnlineEventStore, UserEvents
 
 MAX_LETTER_VALUE = 256 * 1024  # bytes of a poison message's value kept in its dead letter
@@ -119,7 +119,7 @@ class BatchApplier:
             try:
                 if record.value is None:
                     raise InvalidEvent("empty message (no value)", "")
-                event = parse(record.value)
+                event = decode(record.value)
             except InvalidEvent as error:
                 result.dead_letters.append(dead_letter(record, self.topic, error))
                 continue
@@ -141,17 +141,18 @@ class BatchApplier:
             old = self.rows[user] if user in self.rows else read.get(user, EMPTY)
             events = by_user[user]
             known = set(old.event_ids)
-            fresh = {e.event_id for e in events if e.event_id not in known}
+            fresh = {e.event_id: e for e in events if e.event_id not in known}
             result.duplicates += len(events) - len(fresh)
-            row, added = old.merge(events, self.max_events)
+            row, added = old.merge(fresh.values(), self.max_events)
             result.outdated += len(fresh) - added
             result.applied += added
             merged[user] = row
             if added:
                 changed[user] = row
-                new_ids = set(row.event_ids) - known
-                result.event_seconds += [e.seconds for e in events if e.event_id in new_ids]
-                if any(e.event_type != IMPRESSION for e in events if e.event_id in new_ids):
+                kept = set(row.event_ids) if added < len(fresh) else None
+                new = [e for e in fresh.values() if kept is None or e.event_id in kept]
+                result.event_seconds += [e.seconds for e in new]
+                if any(e.event_type != IMPRESSION for e in new):
                     interacted.append(user)
         clock = _lap(result, "merge", clock)
 

@@ -41,7 +41,6 @@ SCHEMA = pa.schema([(USER_ID, pa.string()), (ITEM_ID, pa.string()), (TIMESTAMP, 
                     (EVENT_TYPE, pa.string()), (VALUE, pa.float64()), (SESSION_ID, pa.string()),
                     (EVENT_ID, pa.string()), ("extra", pa.string()), ("kafka_partition", pa.int32()),
                     ("kafka_offset", pa.int64())])
-_KNOWN = {"v", EVENT_ID, USER_ID, ITEM_ID, EVENT_TYPE, TIMESTAMP, VALUE, SESSION_ID}
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 
@@ -56,30 +55,40 @@ class EventArchive:
         return sum(len(r) for r in self._rows.values())
 
     def add(self, partition: int, offset: int, event) -> None:
-        """Buffer one valid event (recsys.streaming.events.Event) read at (partition, offset)."""
-        extra = {k: v for k, v in (event.model_extra or {}).items() if k not in _KNOWN}
-        self._rows.setdefault(partition, []).append(
-            (event.user_id, event.item_id, int(round(event.seconds * 1e6)), event.event_type, event.value,
-             event.session_id, event.event_id, json.dumps(extra, sort_keys=True, default=str) if extra else None,
-             partition, offset))
+        """Buffer one valid event (recsys.streaming.events.StreamEvent) read at (partition, offset)."""
+        extra = event.extra
+        rows = self._rows.get(partition)
+        if rows is None:
+            rows = self._rows[partition] = []
+        rows.append((event.user_id, event.item_id, event.seconds, event.event_type, event.value,
+                     event.session_id, event.event_id, json.dumps(extra, sort_keys=True, default=str) if extra
+                     else None, partition, offset))
 
     def roll(self) -> list[Path]:
-        """Write the buffered events (one file per partition and date), durable on return; empties the buffer."""
-        written = []
+        """Write the buffered events (one file per partition and date), durable on return; empties the buffer.
+        Every file is written under a temp name, all are fsynced (in parallel: one fsync costs milliseconds,
+        a backlog's roll spans many dates), renamed, and their directories fsynced."""
+        staged = []
         for partition, rows in sorted(self._rows.items()):
             columns = list(zip(*rows))
-            table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA)], schema=SCHEMA)
-            days = np.asarray(columns[2], dtype=np.int64) // 86_400_000_000
+            micros = np.rint(np.asarray(columns[2], dtype=np.float64) * 1e6).astype(np.int64)
+            arrays = [pa.array(micros, type=f.type) if i == 2 else pa.array(c, type=f.type)
+                      for i, (c, f) in enumerate(zip(columns, SCHEMA))]
+            table = pa.Table.from_arrays(arrays, schema=SCHEMA)
+            days = micros // 86_400_000_000
             unique = np.unique(days)
             for day in unique:
                 day_name = datetime.fromtimestamp(int(day) * 86400, tz=timezone.utc).date().isoformat()
                 part = table.take(np.flatnonzero(days == day)) if len(unique) > 1 else table
-                written.append(self._write(part, day_name, partition, rows[0][-1]))
+                staged.append(self._stage(part, day_name, partition, rows[0][-1]))
         self._rows.clear()
-        if written and self.fsync:
-            for directory in {p.parent for p in written}:
-                _fsync_dir(directory)
-        return written
+        if self.fsync and staged:
+            _parallel(_fsync_file, [temp for temp, _ in staged])
+        for temp, final in staged:
+            os.replace(temp, final)
+        if self.fsync and staged:
+            _parallel(_fsync_dir, sorted({final.parent for _, final in staged}))
+        return [final for _, final in staged]
 
     def drop(self) -> None:
         """Forget the buffer (its offsets were not committed: the events will be read again)."""
@@ -88,17 +97,13 @@ class EventArchive:
     def file_name(self, partition: int, first_offset: int) -> str:
         return f"{self.topic}+{partition}+{first_offset:012d}.parquet"
 
-    def _write(self, table: pa.Table, day: str, partition: int, first_offset: int) -> Path:
+    def _stage(self, table: pa.Table, day: str, partition: int, first_offset: int) -> tuple[Path, Path]:
         directory = self.root / f"date={day}"
         directory.mkdir(parents=True, exist_ok=True)
         final = directory / self.file_name(partition, first_offset)
         temp = directory / f".{final.name}.tmp"
         pq.write_table(table, temp)
-        if self.fsync:
-            with open(temp, "rb") as f:
-                os.fsync(f.fileno())
-        os.replace(temp, final)
-        return final
+        return temp, final
 
     def discard_from(self, partition: int, offset: int) -> list[Path]:
         """Remove this partition's files whose roll starts at or after `offset` (an uncommitted attempt),
@@ -120,6 +125,18 @@ class EventArchive:
                         os.unlink(entry.path)
                         removed.append(Path(entry.path))
         return removed
+
+
+def _parallel(fn, items) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(16, len(items))) as pool:
+        list(pool.map(fn, items))
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -102,14 +102,23 @@ class LiveVectors:
         return int(self.model.item_embeddings.shape[1])
 
     def histories(self, users: Sequence[str], rows: Sequence[UserEvents]) -> list[list[str]]:
-        """Per user: the model's stored history (item ids, oldest first), then the row's interactions."""
+        """Per user, oldest first: the last `history_length` items the user tower reads from the model's
+        stored history followed by the row's interactions (items the model does not know are skipped, as
+        TwoTowerModel.encode_histories does; walking back from the newest stops there)."""
         n = self.model.config.history_length
-        vocab = self.model.item_vocab
+        vocab, known = self.model.item_vocab, self._vocab
         out = []
         for user, row in zip(users, rows):
-            stored = self.model.user_hist[self._users.get(user, 0)] if n else ()
-            live = [row.item_ids[i] for i in interactions(row)]
-            out.append([str(vocab[j - 1]) for j in stored if j] + live)
+            picked = []
+            for i in range(len(row) - 1, -1, -1):
+                if len(picked) == n:
+                    break
+                if row.event_types[i] != IMPRESSION and row.item_ids[i] in known:
+                    picked.append(row.item_ids[i])
+            if len(picked) < n:
+                stored = [j for j in self.model.user_hist[self._users.get(user, 0)].tolist() if j]
+                picked += [str(vocab[j - 1]) for j in reversed(stored[-(n - len(picked)):])]
+            out.append(picked[::-1])
         return out
 
     def vectors(self, users: Sequence[str], rows: Sequence[UserEvents]) -> np.ndarray:

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from recsys.features.store import apply_repo
-from recsys.streaming.events import make_event, parse
+from recsys.streaming.events import decode, encode, make_event
 from recsys.streaming.state import OnlineEventStore
 from tests.feature_repo.repo import RedisServer, copy_repo, write_features
 
@@ -64,4 +64,5 @@ def event(user: str, i: int, seconds: float, event_type: str = "click", item: st
 
 
 def parsed(*args, **kwargs):
-    return parse(event(*args, **kwargs))
+    """The event as the consumer reads it (recsys.streaming.events.decode)."""
+    return decode(encode(event(*args, **kwargs)))

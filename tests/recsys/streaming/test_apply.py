@@ -4,13 +4,14 @@ ordered differently, changes nothing; counters and the live vector follow the ro
 undecodable or invalid messages become dead letters naming the error, field, partition and offset."""
 
 import base64
+import hashlib
 import json
 
 import numpy as np
 import pytest
 
 from recsys.features.definitions import USER_COUNTERS, USER_VECTOR
-from recsys.streaming.apply import BatchApplier, Record
+from recsys.streaming.apply import MAX_LETTER_VALUE, BatchApplier, Record
 from recsys.streaming.effects import LiveVectors, counters
 from recsys.streaming.events import encode
 from recsys.streaming.state import OnlineEventStore, UserEvents
@@ -78,6 +79,14 @@ def test_poison_messages_become_dead_letters_and_the_rest_applies(sqlite_store):
     assert base64.b64decode(letters[1]["value_base64"]) == b"\xff\xfe\x00" and letters[1]["key"] is None
     assert json.loads(letters[3]["value"])["event_type"] == "teleport" and "teleport" not in letters[4]["value"]
     json.dumps(letters)  # what goes to <topic>.dlq
+
+
+def test_a_huge_poison_message_leaves_a_bounded_dead_letter(sqlite_store):
+    huge = b"\xff" * (MAX_LETTER_VALUE + 10)
+    letter, = applier(sqlite_store).apply([Record(0, 7, huge, b"k")]).dead_letters
+    assert letter["value_truncated"] and letter["value_bytes"] == len(huge)
+    assert letter["value_sha256"] == hashlib.sha256(huge).hexdigest()
+    assert len(base64.b64decode(letter["value_base64"])) == MAX_LETTER_VALUE
 
 
 def test_live_vector_view_follows_the_row(sqlite_store, two_tower):

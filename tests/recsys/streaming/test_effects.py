@@ -45,13 +45,17 @@ def test_live_vector_is_the_user_tower_on_stored_then_live_history(two_tower):
     live = UserEvents().merge([parsed("u1", 1, T, "view", item="c"), parsed("u1", 2, T + 1, "impression", item="d"),
                                parsed("u1", 3, T + 2, "click", item="zz-unknown")])[0]
     new = UserEvents().merge([parsed("n1", 1, T, "click", item="d")])[0]
-    assert vectors.histories(["u1", "n1"], [live, new]) == [["a", "b", "c", "zz-unknown"], ["d"]]
+    assert vectors.histories(["u1", "n1"], [live, new]) == [["a", "b", "c"], ["d"]]  # unknown items skipped
     got = vectors.vectors(["u1", "n1"], [live, new])
-    want = model.user_embeddings(["u1", "n1"], [["a", "b", "c"], ["d"]])  # unknown items are dropped
+    want = model.user_embeddings(["u1", "n1"], [["a", "b", "c", "zz-unknown"], ["d"]])  # the tower's own reading
     np.testing.assert_allclose(got, want, rtol=1e-6)
     stored = model.user_embeddings(["u1"])[0]
     assert not np.allclose(got[0], stored)  # the live view moved the vector
     np.testing.assert_allclose(vectors.vectors(["u1"], [UserEvents()])[0], stored, rtol=1e-6)
+    long = UserEvents().merge([parsed("u1", i, T + i, "click", item="abcd"[i % 4]) for i in range(7)])[0]
+    assert vectors.histories(["u1"], [long]) == [["a", "b", "c"]]  # the newest history_length only (i = 4, 5, 6)
+    np.testing.assert_allclose(vectors.vectors(["u1"], [long])[0],
+                               model.user_embeddings(["u1"], [["a", "b"] + list(long.item_ids)])[0], rtol=1e-6)
     again, _ = live.merge([parsed("u1", 1, T, "view", item="c")])  # a redelivery: same row, same vector
     assert again == live
     np.testing.assert_allclose(vectors.vectors(["u1"], [again])[0], got[0], rtol=1e-6)
