@@ -25,6 +25,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from recsys.features.definitions import USER_COUNTERS, USER_EVENTS, USER_VECTOR
 from recsys.streaming.archive import EventArchive
@@ -35,15 +36,15 @@ from recsys.streaming.state import EMPTY, OnlineEventStore, UserEvents
 MAX_LETTER_VALUE = 256 * 1024  # bytes of a poison message's value kept in its dead letter
 
 
-@dataclass(frozen=True)
-class Record:
-    """One Kafka message as the consumer got it."""
+class Record(NamedTuple):
+    """One Kafka message: the attributes of kafka-python's ConsumerRecord the batch reads (the consumer
+    hands those over as they are; tests build these)."""
 
     partition: int
     offset: int
     value: bytes | None
     key: bytes | None = None
-    timestamp_ms: int | None = None
+    timestamp: int | None = None  # ms since the epoch, the broker's or the producer's
 
 
 @dataclass
@@ -67,7 +68,7 @@ def dead_letter(record: Record, topic: str, error: Exception) -> dict:
     value = record.value or b""
     out = {"error": str(error), "field": getattr(error, "field", ""), "error_type": type(error).__name__,
            "topic": topic, "partition": record.partition, "offset": record.offset,
-           "timestamp_ms": record.timestamp_ms, "key": _text(record.key and record.key[:MAX_LETTER_VALUE]),
+           "timestamp_ms": record.timestamp, "key": _text(record.key and record.key[:MAX_LETTER_VALUE]),
            "value_bytes": len(value), "failed_at": datetime.now(timezone.utc).isoformat()}
     if len(value) > MAX_LETTER_VALUE:
         out.update(value_truncated=True, value_sha256=hashlib.sha256(value).hexdigest())
@@ -111,7 +112,8 @@ class BatchApplier:
             self._counter_names = [f.name for f in self.store._view(USER_COUNTERS).features]
         return self._counter_names
 
-    def apply(self, records: list[Record]) -> BatchResult:
+    def apply(self, records: list) -> BatchResult:
+        """`records`: Record or kafka-python ConsumerRecord objects (partition, offset, value, key, timestamp)."""
         result = BatchResult(records=len(records))
         clock = time.perf_counter()
         by_user: dict[str, list] = {}

@@ -49,39 +49,42 @@ class EventArchive:
 
     def __init__(self, root: str | Path, topic: str, fsync: bool = True):
         self.root, self.topic, self.fsync = Path(root), topic, fsync
-        self._rows: dict[int, list[tuple]] = {}
+        self._columns: dict[int, tuple[list, ...]] = {}  # partition -> one list per SCHEMA column
 
     def __len__(self) -> int:
-        return sum(len(r) for r in self._rows.values())
+        return sum(len(c[0]) for c in self._columns.values())
 
     def add(self, partition: int, offset: int, event) -> None:
         """Buffer one valid event (recsys.streaming.events.StreamEvent) read at (partition, offset)."""
+        columns = self._columns.get(partition)
+        if columns is None:
+            columns = self._columns[partition] = tuple([] for _ in SCHEMA)
         extra = event.extra
-        rows = self._rows.get(partition)
-        if rows is None:
-            rows = self._rows[partition] = []
-        rows.append((event.user_id, event.item_id, event.seconds, event.event_type, event.value,
-                     event.session_id, event.event_id, json.dumps(extra, sort_keys=True, default=str) if extra
-                     else None, partition, offset))
+        for column, value in zip(columns, (event.user_id, event.item_id, event.seconds, event.event_type,
+                                           event.value, event.session_id, event.event_id,
+                                           json.dumps(extra, sort_keys=True, default=str) if extra else None,
+                                           partition, offset)):
+            column.append(value)
 
     def roll(self) -> list[Path]:
         """Write the buffered events (one file per partition and date), durable on return; empties the buffer.
         Every file is written under a temp name, all are fsynced (in parallel: one fsync costs milliseconds,
         a backlog's roll spans many dates), renamed, and their directories fsynced."""
         staged = []
-        for partition, rows in sorted(self._rows.items()):
-            columns = list(zip(*rows))
+        for partition, columns in sorted(self._columns.items()):
             micros = np.rint(np.asarray(columns[2], dtype=np.float64) * 1e6).astype(np.int64)
             arrays = [pa.array(micros, type=f.type) if i == 2 else pa.array(c, type=f.type)
                       for i, (c, f) in enumerate(zip(columns, SCHEMA))]
             table = pa.Table.from_arrays(arrays, schema=SCHEMA)
             days = micros // 86_400_000_000
-            unique = np.unique(days)
-            for day in unique:
-                day_name = datetime.fromtimestamp(int(day) * 86400, tz=timezone.utc).date().isoformat()
-                part = table.take(np.flatnonzero(days == day)) if len(unique) > 1 else table
-                staged.append(self._stage(part, day_name, partition, rows[0][-1]))
-        self._rows.clear()
+            if (days[1:] < days[:-1]).any():  # out of date order (a backlog's partitions interleave): sort once
+                order = np.argsort(days, kind="stable")
+                table, days = table.take(order), days[order]
+            starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
+            for start, end in zip(starts, [*starts[1:], len(days)]):
+                day_name = datetime.fromtimestamp(int(days[start]) * 86400, tz=timezone.utc).date().isoformat()
+                staged.append(self._stage(table.slice(start, end - start), day_name, partition, columns[-1][0]))
+        self._columns.clear()
         if self.fsync and staged:
             _parallel(_fsync_file, [temp for temp, _ in staged])
         for temp, final in staged:
@@ -92,7 +95,7 @@ class EventArchive:
 
     def drop(self) -> None:
         """Forget the buffer (its offsets were not committed: the events will be read again)."""
-        self._rows.clear()
+        self._columns.clear()
 
     def file_name(self, partition: int, first_offset: int) -> str:
         return f"{self.topic}+{partition}+{first_offset:012d}.parquet"

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 
-from recsys.streaming.apply import BatchApplier, Record
+from recsys.streaming.apply import BatchApplier
 from recsys.streaming.archive import EventArchive
 from recsys.streaming.config import StreamConfig, load_config
 from recsys.streaming.effects import ModelWatcher
@@ -60,7 +60,7 @@ class StreamConsumer:
         self.totals = dict.fromkeys(TOTALS, 0)
         self.consumer = self.dlq = None
         self.offsets = Offsets()
-        self._pending: list[Record] = []  # polled, not applied yet
+        self._pending: list = []  # polled ConsumerRecords, not applied yet
         self._letters: list[dict] = []  # dead letters of the roll, produced before its commit
         self._unrolled = False  # applied since the last roll
         self._roll_started = time.monotonic()
@@ -120,7 +120,7 @@ class StreamConsumer:
             left_ms = max(0, int((c.max_batch_seconds - (time.monotonic() - started)) * 1000))
             polled = self.consumer.poll(timeout_ms=min(left_ms, 200), max_records=min(room, c.max_poll_records))
             for tp, messages in polled.items():
-                self._pending += [Record(tp.partition, m.offset, m.value, m.key, m.timestamp) for m in messages]
+                self._pending += messages  # ConsumerRecords: partition, offset, value, key, timestamp
                 self.offsets.polled(tp, messages[-1].offset + 1)
             if self._taken_over:
                 self._take_over()

@@ -38,7 +38,8 @@ def write_config(path: Path, bootstrap: str, topic: str, repo: Path, archive_roo
 class ConsumerProcess:
     def __init__(self, config: Path, log: Path, env: dict | None = None):
         self.config, self.log = config, log
-        self.env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})}
+        path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+        self.env = {**os.environ, "PYTHONPATH": path, **(env or {})}
         self.process: subprocess.Popen | None = None
 
     def start(self) -> ConsumerProcess:
