@@ -35,7 +35,7 @@ class StreamMetrics:
             buckets=BATCH_BUCKETS, registry=registry)
         self.stage_seconds = Histogram(
             f"{ns}_stage_duration_seconds", "Time per batch in one stage (parse, read, merge, write_events, "
-            "write_counters, write_vector) or per roll (archive, dlq, commit).", ["stage"],
+            "write_counters, write_vector) or per roll (derived, archive, dlq, commit).", ["stage"],
             buckets=BATCH_BUCKETS, registry=registry)
         self.batch_records = Histogram(
             f"{ns}_batch_records", "Messages per applied batch.", buckets=SIZE_BUCKETS, registry=registry)

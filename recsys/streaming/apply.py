@@ -90,14 +90,39 @@ class BatchApplier:
 
     def __init__(self, store: OnlineEventStore, topic: str, archive: EventArchive | None = None,
                  vectors: LiveVectors | None = None, max_events: int = 200, with_counters: bool = True,
-                 cache_users: int = 50_000):
+                 cache_users: int = 50_000, derived_seconds: float = 0.0):
         self.store, self.topic, self.archive, self.vectors = store, topic, archive, vectors
         self.max_events, self.with_counters, self.cache_users = max_events, with_counters, cache_users
+        self.derived_seconds = derived_seconds
         self.rows: OrderedDict[str, UserEvents] = OrderedDict()
         self._counter_names: list[str] | None = None
+        self._derived: dict[str, UserEvents] = {}  # users whose counters / vector are not written yet
+        self._derived_at = time.monotonic()
 
     def reset(self) -> None:
+        """Forget the in-memory rows and the derived writes not done yet (their events will be read again:
+        a redelivered interaction marks its user for a derived write, so nothing is left stale)."""
         self.rows.clear()
+        self._derived.clear()
+
+    def flush_derived(self, result: BatchResult | None = None) -> int:
+        """Write the counters and the live vector of every user marked since the last flush; how many. The
+        consumer calls this before each commit, so they are durable before their events' offsets."""
+        users, self._derived_at = list(self._derived), time.monotonic()
+        if not users:
+            return 0
+        rows = [self._derived[u] for u in users]
+        clock = time.perf_counter()
+        if self.with_counters:
+            names = self.counter_names()
+            self.store.write_view(USER_COUNTERS, {u: (_row_time(r), counters(r, names)) for u, r in zip(users, rows)})
+            clock = _lap(result, "write_counters", clock) if result is not None else clock
+        if self.vectors is not None:
+            values = self.vectors.features(users, rows)
+            self.store.write_view(USER_VECTOR, {u: (_row_time(r), v) for u, r, v in zip(users, rows, values)})
+            _lap(result, "write_vector", clock) if result is not None else None
+        self._derived.clear()
+        return len(users)
 
     def warm_up(self) -> None:
         """Open the online store and read the views' schemas now (seconds on a cold start), not inside the
@@ -138,7 +163,7 @@ class BatchApplier:
 
         merged: dict[str, UserEvents] = {}
         changed: dict[str, UserEvents] = {}
-        interacted: list[str] = []
+        derived: dict[str, UserEvents] = {}  # users whose interactions are new or redelivered
         for user in users:
             old = self.rows[user] if user in self.rows else read.get(user, EMPTY)
             events = by_user[user]
@@ -149,28 +174,24 @@ class BatchApplier:
             result.outdated += len(fresh) - added
             result.applied += added
             merged[user] = row
+            new = []
             if added:
                 changed[user] = row
                 kept = set(row.event_ids) if added < len(fresh) else None
                 new = [e for e in fresh.values() if kept is None or e.event_id in kept]
                 result.event_seconds += [e.seconds for e in new]
-                if any(e.event_type != IMPRESSION for e in new):
-                    interacted.append(user)
+            # A redelivered interaction may be one whose derived write was lost in a crash: write it again.
+            if any(e.event_type != IMPRESSION for e in (new if len(fresh) == len(events) else events)):
+                derived[user] = row
         clock = _lap(result, "merge", clock)
 
         result.users = self.store.write(changed)
-        clock = _lap(result, "write_events", clock)
-        if self.with_counters and interacted:
-            names = self.counter_names()
-            self.store.write_view(USER_COUNTERS, {u: (_row_time(changed[u]), counters(changed[u], names))
-                                                  for u in interacted})
-            clock = _lap(result, "write_counters", clock)
-        if self.vectors is not None and interacted:
-            values = self.vectors.features(interacted, [changed[u] for u in interacted])
-            self.store.write_view(USER_VECTOR, {u: (_row_time(changed[u]), v) for u, v in zip(interacted, values)})
-            clock = _lap(result, "write_vector", clock)
-        for user, row in merged.items():  # only once every write succeeded: the copy never runs ahead
+        _lap(result, "write_events", clock)
+        for user, row in merged.items():  # only once the rows are written: the copy never runs ahead
             self._remember(user, row)
+        self._derived.update(derived)
+        if time.monotonic() - self._derived_at >= self.derived_seconds:
+            self.flush_derived(result)
         return result
 
     def _remember(self, user: str, row: UserEvents) -> None:

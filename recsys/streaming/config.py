@@ -67,6 +67,8 @@ class StateSettings(_Section):
     cache_users: int = Field(50_000, ge=0, description="rows of owned users kept in memory (0: read every batch)")
     counters: bool = True
     vector: bool = True
+    derived_seconds: float = Field(5.0, ge=0, description="counters and vectors written at most this often "
+                                   "(and before every commit); 0: every batch")
 
 
 class ArchiveSettings(_Section):

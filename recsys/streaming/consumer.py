@@ -53,7 +53,7 @@ class StreamConsumer:
         self.archive = EventArchive(config.archive.root, config.topic, config.archive.fsync) \
             if config.archive.root else None
         self.applier = BatchApplier(self.store, config.topic, self.archive, None, state.max_events,
-                                    state.counters, state.cache_users)
+                                    state.counters, state.cache_users, state.derived_seconds)
         self.models = ModelWatcher(model.model if state.vector else None, model.tracking_uri, model.cache_dir,
                                    model.reload_seconds)
         self.stop = threading.Event()
@@ -118,13 +118,18 @@ class StreamConsumer:
         while not self.stop.is_set():
             room = c.max_batch_events - len(self._pending)
             left_ms = max(0, int((c.max_batch_seconds - (time.monotonic() - started)) * 1000))
-            polled = self.consumer.poll(timeout_ms=min(left_ms, 200), max_records=min(room, c.max_poll_records))
+            asked = min(room, c.max_poll_records)
+            polled = self.consumer.poll(timeout_ms=min(left_ms, 200), max_records=asked)
+            got = 0
             for tp, messages in polled.items():
                 self._pending += messages  # ConsumerRecords: partition, offset, value, key, timestamp
                 self.offsets.polled(tp, messages[-1].offset + 1)
+                got += len(messages)
             if self._taken_over:
                 self._take_over()
-            if not polled or len(self._pending) >= c.max_batch_events or not left_ms or self._caught_up():
+            # Apply now unless there is a backlog to batch: a short poll means the consumer is near the end.
+            if not got or got < asked // 2 or len(self._pending) >= c.max_batch_events or not left_ms \
+                    or self._caught_up():
                 return
 
     def _lags(self) -> dict:
@@ -164,6 +169,7 @@ class StreamConsumer:
     def _roll(self) -> None:
         """Write the archive roll and the dead letters, acknowledged: what was applied is durable now."""
         if self._unrolled:
+            self._timed("derived", self.applier.flush_derived)
             self._timed("archive", self.archive.roll if self.archive is not None else lambda: None)
             self._timed("dlq", self._send_dead_letters)
             self.offsets.rolled()

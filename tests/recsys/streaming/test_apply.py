@@ -101,6 +101,21 @@ def test_live_vector_view_follows_the_row(sqlite_store, two_tower):
     assert impressions_only.applied == 1 and "write_vector" not in impressions_only.seconds  # nothing to redo
 
 
+def test_derived_views_are_coalesced_and_never_left_stale(sqlite_store):
+    apply = applier(sqlite_store, derived_seconds=3600)
+    apply.apply(records([event("dv1", 1, T, "click"), event("dv2", 1, T, "impression")]))
+    assert sqlite_store.read_view(USER_COUNTERS, ["dv1"])[0][1] is None  # not yet: coalesced
+    apply.apply(records([event("dv1", 2, T + 1, "view")], first=2))
+    assert apply.flush_derived() == 1  # one write for dv1's two batches; dv2 had only an impression
+    assert sqlite_store.read_view(USER_COUNTERS, ["dv1"])[0][1]["rt_events_1h"] == 2
+    # A crash after the rows were written, before the derived flush: the redelivery marks the user again.
+    apply.apply(records([event("dv3", 1, T, "booking")]))
+    apply.reset()
+    again = apply.apply(records([event("dv3", 1, T, "booking")]))
+    assert again.duplicates == 1 and apply.flush_derived() == 1
+    assert sqlite_store.read_view(USER_COUNTERS, ["dv3"])[0][1]["rt_booking_1h"] == 1
+
+
 @pytest.mark.parametrize("cache_users", [0, 1])
 def test_in_memory_copy_is_bounded_and_optional(sqlite_store, cache_users):
     apply = applier(sqlite_store, cache_users=cache_users)
