@@ -15,10 +15,11 @@ from collections import defaultdict
 
 import pyarrow.parquet as pq
 import pytest
+import requests
 
 from recsys.features.definitions import USER_COUNTERS
 from recsys.features.store import apply_repo
-from recsys.streaming.broker import DevBroker, create_topics
+from recsys.streaming.broker import DevBroker, create_topics, free_port
 from recsys.streaming.effects import counters
 from recsys.streaming.events import make_event, parse
 from recsys.streaming.producer import EventProducer
@@ -124,7 +125,8 @@ def test_consumer_killed_after_effects_before_commit_is_redelivered_and_applied_
 
 
 def test_poison_messages_go_to_the_dlq_and_the_partition_goes_on(tmp_path, broker, sqlite_repo):
-    config, archive, producer = setup(tmp_path, broker, sqlite_repo)
+    port = free_port()
+    config, archive, producer = setup(tmp_path, broker, sqlite_repo, metrics={"port": port, "host": "127.0.0.1"})
     good = events("p", 400)
     poison = [(b"{not json", "p1", ""), (b"\xff\xfe", "p2", ""),
               (json.dumps({**good[0], "event_id": "bad-1", "event_type": "teleport"}).encode(), "p3", "event_type"),
@@ -139,8 +141,13 @@ def test_poison_messages_go_to_the_dlq_and_the_partition_goes_on(tmp_path, broke
     consumer = ConsumerProcess(config, tmp_path / "consumer.log").start()
     wait_until(lambda: caught_up(broker.bootstrap, f"g-{tmp_path.name}", "events"), 90, "the commit",
                process=consumer)
+    metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text  # what Prometheus scrapes
     totals = consumer.stop()
     assert (totals["applied"], totals["invalid"]) == (len(good), len(poison))
+    assert f'recsys_stream_events_total{{outcome="invalid"}} {len(poison)}.0' in metrics
+    assert f'recsys_stream_events_total{{outcome="applied"}} {len(good)}.0' in metrics
+    assert 'recsys_stream_dead_letters_total{field="event_type"} 1.0' in metrics
+    assert 'recsys_stream_consumer_lag{partition="0"} 0.0' in metrics
 
     from kafka import KafkaConsumer
 
