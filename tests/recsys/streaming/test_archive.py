@@ -75,3 +75,14 @@ def test_read_archive_contract_window_types_and_dedup(tmp_path):
     assert list(everything.event_id) == ["u1-1", "u1-2", "u1-3"]
     assert everything.extra[0] == '{"variant": "b"}' and everything.kafka_offset[0] == 0
     assert read_archive(tmp_path / "nothing-here").empty
+
+
+def test_the_drift_pipeline_reads_the_archive_as_an_event_source(tmp_path):
+    from recsys.data.windows import EventSource
+
+    archive = EventArchive(tmp_path, "t", fsync=False)
+    roll(archive, {0: stream(0, 30), 1: stream(1, 5)})
+    source = EventSource("archive", {"root": str(tmp_path)})
+    week = source.read(pd.Timestamp("2026-01-01", tz="UTC"), pd.Timestamp("2026-01-02", tz="UTC"))
+    assert len(week.interactions) == 12 + 5 and week.interactions.timestamp.is_monotonic_increasing
+    assert source.end() == pd.Timestamp(T0 + 7200 * 29, unit="s", tz="UTC") + pd.Timedelta(microseconds=1)
