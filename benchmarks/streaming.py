@@ -35,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -193,7 +194,7 @@ def lag(args, broker, stores, root, bundle, days: int) -> None:
           f"{np.percentile(ages, 99) * 1000:.0f} ms ({probe.records:,} events; {load()})", flush=True)
 
 
-def freshness(args) -> None:
+def freshness(args, broker, stores, root, bundle) -> None:
     try:
         from recsys.serving.state import OnlineState
 
@@ -202,12 +203,14 @@ def freshness(args) -> None:
         supported = False
     if not supported:
         print("  SKIPPED: needs the service that reads each user's row from the online store per request "
-              "(recsys/serving/state.py OnlineState.use_store, the serving side of issue 9); not in this "
+              "(recsys/serving/state.py OnlineState.use_store, the serving side of issue 9), not in this "
               "checkout. Once merged: python benchmarks/streaming.py --sections freshness", flush=True)
         return
-    from benchmarks_streaming_freshness import run  # noqa: F401 - lives beside this file once wired
+    from streaming_freshness import run
 
-    run(args)
+    repo, fs_yaml = stores["redis"] if "redis" in stores else next(iter(stores.values()))
+    run(args, broker, repo, root, lambda topic: consumer_config(args, broker, repo, fs_yaml, topic, root, bundle),
+        run_consumer, load)
 
 
 def main(argv=None) -> int:
@@ -221,6 +224,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-events", type=int, default=200, help="events kept per user row")
     parser.add_argument("--rate", type=float, default=3000.0, help="lag section: produced events/s")
     parser.add_argument("--seconds", type=float, default=30.0, help="lag section: how long")
+    parser.add_argument("--freshness-rate", type=float, default=1000.0, help="freshness: background events/s")
+    parser.add_argument("--probes", type=int, default=100, help="freshness: events timed to /recommend")
     args = parser.parse_args(argv)
 
     from recsys.data.synthetic import generate_travel_data
@@ -252,7 +257,7 @@ def main(argv=None) -> int:
                 lag(args, broker, stores, root, bundle, days=int(args.rate * args.seconds / 300) + 2)
             if "freshness" in args.sections:
                 print("\n3. freshness (produced -> visible in /recommend over HTTP)", flush=True)
-                freshness(args)
+                freshness(args, broker, stores, root, bundle)
     return 0
 
 
