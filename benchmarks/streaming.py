@@ -55,6 +55,12 @@ def load() -> str:
     return "load %.2f %.2f %.2f" % os.getloadavg()
 
 
+def _native_crc() -> bool:
+    from kafka.record import util
+
+    return util.crc32c_c is not None
+
+
 class Probe(StreamMetrics):
     """The consumer's own metrics (a private registry), plus what the benchmark reads back."""
 
@@ -112,7 +118,8 @@ def random_two_tower_bundle(root: Path, items, users) -> Path:
 def consumer_config(args, broker, repo, fs_yaml, topic, root, bundle, **extra):
     return load_config(environ={}, kafka={"bootstrap_servers": broker.bootstrap}, topic=topic,
                        consumer={"group_id": f"bench-{topic}", **extra.get("consumer", {})},
-                       state={"repo_path": str(repo), "fs_yaml": fs_yaml, "max_events": args.max_events},
+                       state={"repo_path": str(repo), "fs_yaml": fs_yaml, "max_events": args.max_events,
+                              "derived_seconds": args.derived_seconds},
                        archive={"root": str(root / f"archive-{topic}")}, metrics={"port": 0},
                        model={"model": str(bundle), "reload_seconds": 0})
 
@@ -222,6 +229,8 @@ def main(argv=None) -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--max-events", type=int, default=200, help="events kept per user row")
+    parser.add_argument("--derived-seconds", type=float, default=5.0, help="counters / vectors written this often "
+                        "(configs/stream.yaml state.derived_seconds; 0: every batch)")
     parser.add_argument("--rate", type=float, default=3000.0, help="lag section: produced events/s")
     parser.add_argument("--seconds", type=float, default=30.0, help="lag section: how long")
     parser.add_argument("--freshness-rate", type=float, default=1000.0, help="freshness: background events/s")
@@ -235,7 +244,8 @@ def main(argv=None) -> int:
     data = generate_travel_data(n_users=args.users, n_items=400, n_events=args.events, days=30, seed=11)
     frame = data.interactions
     print(f"data: synthetic travel, {len(frame):,} events, {frame.user_id.nunique():,} users, 400 items, 30 days; "
-          f"{args.partitions} partitions; row = newest {args.max_events} events", flush=True)
+          f"{args.partitions} partitions; row = newest {args.max_events} events; counters and vectors every "
+          f"{args.derived_seconds:g} s; crc32c {'on' if _native_crc() else 'OFF (pip install crc32c)'}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp, RedisServer() as redis:
         root = Path(tmp)
         os.environ["RECSYS_REDIS"] = redis.connection_string

@@ -26,6 +26,7 @@ import json
 import os
 import re
 from datetime import date, datetime, timezone
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -49,42 +50,46 @@ class EventArchive:
 
     def __init__(self, root: str | Path, topic: str, fsync: bool = True):
         self.root, self.topic, self.fsync = Path(root), topic, fsync
-        self._columns: dict[int, tuple[list, ...]] = {}  # partition -> one list per SCHEMA column
+        self._buffer: dict[int, tuple[list, list]] = {}  # partition -> (events, offsets)
 
     def __len__(self) -> int:
-        return sum(len(c[0]) for c in self._columns.values())
+        return sum(len(events) for events, _ in self._buffer.values())
 
     def add(self, partition: int, offset: int, event) -> None:
         """Buffer one valid event (recsys.streaming.events.StreamEvent) read at (partition, offset)."""
-        columns = self._columns.get(partition)
-        if columns is None:
-            columns = self._columns[partition] = tuple([] for _ in SCHEMA)
-        extra = event.extra
-        for column, value in zip(columns, (event.user_id, event.item_id, event.seconds, event.event_type,
-                                           event.value, event.session_id, event.event_id,
-                                           json.dumps(extra, sort_keys=True, default=str) if extra else None,
-                                           partition, offset)):
-            column.append(value)
+        buffer = self._buffer.get(partition)
+        if buffer is None:
+            buffer = self._buffer[partition] = ([], [])
+        buffer[0].append(event)
+        buffer[1].append(offset)
+
+    @staticmethod
+    def _columns(events: list, offsets: list, partition: int) -> list[pa.Array]:
+        """The SCHEMA columns of buffered events (one C-level pass per attribute)."""
+        micros = np.rint(np.fromiter(map(attrgetter("seconds"), events), np.float64, len(events)) * 1e6)
+        extra = [json.dumps(e.extra, sort_keys=True, default=str) if e.extra else None for e in events]
+        values = [list(map(attrgetter(name), events)) for name in ("user_id", "item_id")]
+        values += [micros.astype(np.int64)]
+        values += [list(map(attrgetter(name), events)) for name in ("event_type", "value", "session_id", "event_id")]
+        values += [extra, np.full(len(events), partition, np.int32), offsets]
+        return [pa.array(v, type=f.type) for v, f in zip(values, SCHEMA)]
 
     def roll(self) -> list[Path]:
         """Write the buffered events (one file per partition and date), durable on return; empties the buffer.
         Every file is written under a temp name, all are fsynced (in parallel: one fsync costs milliseconds,
         a backlog's roll spans many dates), renamed, and their directories fsynced."""
         staged = []
-        for partition, columns in sorted(self._columns.items()):
-            micros = np.rint(np.asarray(columns[2], dtype=np.float64) * 1e6).astype(np.int64)
-            arrays = [pa.array(micros, type=f.type) if i == 2 else pa.array(c, type=f.type)
-                      for i, (c, f) in enumerate(zip(columns, SCHEMA))]
-            table = pa.Table.from_arrays(arrays, schema=SCHEMA)
-            days = micros // 86_400_000_000
+        for partition, (events, offsets) in sorted(self._buffer.items()):
+            table = pa.Table.from_arrays(self._columns(events, offsets, partition), schema=SCHEMA)
+            days = table.column(TIMESTAMP).cast(pa.int64()).to_numpy() // 86_400_000_000
             if (days[1:] < days[:-1]).any():  # out of date order (a backlog's partitions interleave): sort once
                 order = np.argsort(days, kind="stable")
                 table, days = table.take(order), days[order]
             starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
             for start, end in zip(starts, [*starts[1:], len(days)]):
                 day_name = datetime.fromtimestamp(int(days[start]) * 86400, tz=timezone.utc).date().isoformat()
-                staged.append(self._stage(table.slice(start, end - start), day_name, partition, columns[-1][0]))
-        self._columns.clear()
+                staged.append(self._stage(table.slice(start, end - start), day_name, partition, offsets[0]))
+        self._buffer.clear()
         if self.fsync and staged:
             _parallel(_fsync_file, [temp for temp, _ in staged])
         for temp, final in staged:
@@ -95,7 +100,7 @@ class EventArchive:
 
     def drop(self) -> None:
         """Forget the buffer (its offsets were not committed: the events will be read again)."""
-        self._columns.clear()
+        self._buffer.clear()
 
     def file_name(self, partition: int, first_offset: int) -> str:
         return f"{self.topic}+{partition}+{first_offset:012d}.parquet"
