@@ -140,8 +140,8 @@ def run_consumer(config, until, timeout: float = 900.0) -> tuple[Probe, dict]:
 
 
 def throughput(args, broker, stores, root, bundle, frame) -> None:
-    events = list(events_of(frame))
     for store, (repo, fs_yaml) in stores.items():
+        events = list(events_of(frame))
         topic = f"throughput-{store}"
         create_topics(broker.bootstrap, {topic: args.partitions, f"{topic}.dlq": 1})
         producer = EventProducer(topic, {"bootstrap_servers": [broker.bootstrap]}, batch_size=262144, linger_ms=20)
@@ -149,10 +149,12 @@ def throughput(args, broker, stores, root, bundle, frame) -> None:
         producer.send_many(events, timeout=600)
         producer.close()
         produced = time.perf_counter() - started
-        print(f"  [{store}] backlog of {len(events):,} events produced in {produced:.1f} s "
-              f"({len(events) / produced:,.0f}/s, kafka-python, one producer) ({load()})", flush=True)
+        n_events = len(events)
+        del events  # not kept alive (and scanned by the collector) while the consumer runs in this process
+        print(f"  [{store}] backlog of {n_events:,} events produced in {produced:.1f} s "
+              f"({n_events / produced:,.0f}/s, kafka-python, one producer) ({load()})", flush=True)
         config = consumer_config(args, broker, repo, fs_yaml, topic, root, bundle)
-        probe, totals = run_consumer(config, lambda p: p.records >= len(events))
+        probe, totals = run_consumer(config, lambda p: p.records >= n_events)
         seconds = probe.last - probe.first
         rolls = probe.roll_seconds()
         print(f"  [{store}] consumer: {probe.records:,} events in {seconds:.2f} s = {probe.records / seconds:,.0f} "

@@ -96,22 +96,31 @@ class BatchApplier:
         self.derived_seconds = derived_seconds
         self.rows: OrderedDict[str, UserEvents] = OrderedDict()
         self._counter_names: list[str] | None = None
-        self._derived: dict[str, UserEvents] = {}  # users whose counters / vector are not written yet
-        self._derived_at = time.monotonic()
+        self._derived: dict[str, UserEvents] = {}  # users whose counters / vector are not written yet ...
+        self._marked: dict[str, float] = {}  # ... and since when (insertion order = time order)
 
     def reset(self) -> None:
         """Forget the in-memory rows and the derived writes not done yet (their events will be read again:
         a redelivered interaction marks its user for a derived write, so nothing is left stale)."""
         self.rows.clear()
         self._derived.clear()
+        self._marked.clear()
 
-    def flush_derived(self, result: BatchResult | None = None) -> int:
-        """Write the counters and the live vector of every user marked since the last flush; how many. The
-        consumer calls this before each commit, so they are durable before their events' offsets."""
-        users, self._derived_at = list(self._derived), time.monotonic()
+    def flush_derived(self, result: BatchResult | None = None, older_than: float | None = None) -> int:
+        """Write the counters and the live vector of the users marked (before `older_than`, monotonic time;
+        None: all); how many. Each batch flushes the users marked `derived_seconds` ago, so the writes are
+        spread over the batches; the consumer flushes all before each commit, so they are durable before
+        their events' offsets."""
+        users = []
+        for user, since in self._marked.items():
+            if older_than is not None and since > older_than:
+                break
+            users.append(user)
         if not users:
             return 0
-        rows = [self._derived[u] for u in users]
+        rows = [self._derived.pop(u) for u in users]
+        for user in users:
+            del self._marked[user]
         clock = time.perf_counter()
         if self.with_counters:
             names = self.counter_names()
@@ -121,7 +130,6 @@ class BatchApplier:
             values = self.vectors.features(users, rows)
             self.store.write_view(USER_VECTOR, {u: (_row_time(r), v) for u, r, v in zip(users, rows, values)})
             _lap(result, "write_vector", clock) if result is not None else None
-        self._derived.clear()
         return len(users)
 
     def warm_up(self) -> None:
@@ -189,9 +197,11 @@ class BatchApplier:
         _lap(result, "write_events", clock)
         for user, row in merged.items():  # only once the rows are written: the copy never runs ahead
             self._remember(user, row)
-        self._derived.update(derived)
-        if time.monotonic() - self._derived_at >= self.derived_seconds:
-            self.flush_derived(result)
+        now = time.monotonic()
+        for user, row in derived.items():
+            self._derived[user] = row
+            self._marked.setdefault(user, now)
+        self.flush_derived(result, older_than=now - self.derived_seconds)
         return result
 
     def _remember(self, user: str, row: UserEvents) -> None:

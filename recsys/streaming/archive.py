@@ -75,11 +75,20 @@ class EventArchive:
         return [pa.array(v, type=f.type) for v, f in zip(values, SCHEMA)]
 
     def roll(self) -> list[Path]:
-        """Write the buffered events (one file per partition and date), durable on return; empties the buffer.
-        Every file is written under a temp name, all are fsynced (in parallel: one fsync costs milliseconds,
-        a backlog's roll spans many dates), renamed, and their directories fsynced."""
+        """Write the buffered events, durable on return; empties the buffer."""
+        return self.write(self.take())
+
+    def take(self) -> dict:
+        """The buffer, handed over (to a background writer: recsys.streaming.roll); the archive's is empty."""
+        buffer, self._buffer = self._buffer, {}
+        return buffer
+
+    def write(self, buffer: dict) -> list[Path]:
+        """Write a taken buffer: one file per partition and date, each under a temp name, all fsynced (in
+        parallel: one fsync costs milliseconds, a backlog's roll spans many dates), renamed, their directories
+        fsynced. Only files are touched, so this may run in another thread than `add`."""
         staged = []
-        for partition, (events, offsets) in sorted(self._buffer.items()):
+        for partition, (events, offsets) in sorted(buffer.items()):
             table = pa.Table.from_arrays(self._columns(events, offsets, partition), schema=SCHEMA)
             days = table.column(TIMESTAMP).cast(pa.int64()).to_numpy() // 86_400_000_000
             if (days[1:] < days[:-1]).any():  # out of date order (a backlog's partitions interleave): sort once
@@ -89,7 +98,6 @@ class EventArchive:
             for start, end in zip(starts, [*starts[1:], len(days)]):
                 day_name = datetime.fromtimestamp(int(days[start]) * 86400, tz=timezone.utc).date().isoformat()
                 staged.append(self._stage(table.slice(start, end - start), day_name, partition, offsets[0]))
-        self._buffer.clear()
         if self.fsync and staged:
             _parallel(_fsync_file, [temp for temp, _ in staged])
         for temp, final in staged:

@@ -12,9 +12,9 @@ partitions. At-least-once, idempotent effects (recsys.streaming.apply):
 - batches are bounded by count and time (`consumer.max_batch_events`, `max_batch_seconds`) and applied as
   soon as the consumer has caught up with the partitions' ends, so a poll loop stays far below
   `max_poll_interval_ms`, and an event is applied within about a poll under light load;
-- on a partition revocation (a rebalance) the consumer applies what it polled, rolls and commits before
-  giving the partitions up; a partition it is assigned starts paused until the consumer knows where it
-  starts and has removed the archive files of an uncommitted roll from there on (recsys.streaming.archive);
+- the archive and the dead letters of a roll are written in a background thread (recsys.streaming.roll);
+- rebalances (recsys.streaming.rebalance): on a revocation the consumer applies what it polled, rolls and
+  commits before giving the partitions up; an assigned partition is cleaned of an uncommitted roll's files;
 - a failed write, roll or commit (online store or broker down) re-reads from the last durable offset after
   `consumer.retry_seconds`;
 - SIGTERM / SIGINT: finish the batch, roll, commit, leave the group, exit 0.
@@ -26,6 +26,7 @@ Prometheus metrics (recsys.monitoring.stream_metrics) on `metrics.port`; a summa
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -38,14 +39,16 @@ from recsys.streaming.apply import BatchApplier
 from recsys.streaming.archive import EventArchive
 from recsys.streaming.config import StreamConfig, load_config
 from recsys.streaming.effects import ModelWatcher
-from recsys.streaming.offsets import Offsets
+from recsys.streaming.offsets import Offsets, as_metadata
+from recsys.streaming.rebalance import Rebalancing, listener
+from recsys.streaming.roll import BackgroundRoll
 from recsys.streaming.state import OnlineEventStore
 
 log = logging.getLogger("recsys.streaming.consumer")
 TOTALS = ("records", "applied", "duplicates", "outdated", "invalid", "rows", "batches", "commits")
 
 
-class StreamConsumer:
+class StreamConsumer(Rebalancing):
     def __init__(self, config: StreamConfig, metrics=None, store: OnlineEventStore | None = None):
         self.config, self.metrics = config, metrics
         state, model = config.state, config.model
@@ -58,7 +61,7 @@ class StreamConsumer:
                                    model.reload_seconds)
         self.stop = threading.Event()
         self.totals = dict.fromkeys(TOTALS, 0)
-        self.consumer = self.dlq = None
+        self.consumer = self.dlq = self.roller = None
         self.offsets = Offsets()
         self._pending: list = []  # polled ConsumerRecords, not applied yet
         self._letters: list[dict] = []  # dead letters of the roll, produced before its commit
@@ -79,12 +82,14 @@ class StreamConsumer:
             fetch_max_wait_ms=c.fetch_max_wait_ms,
             **({"group_instance_id": c.group_instance_id} if c.group_instance_id else {}))
         self.dlq = KafkaProducer(**k.client_config(), acks="all", retries=5, linger_ms=5)
+        self.roller = BackgroundRoll(self.archive, self.dlq, self.config.dlq, self._observe)
         # Slow first-time work before joining the group (a member must poll within max_poll_interval_ms):
         # the store and the model are opened, the DLQ topic is checked (a bad name fails here, not later).
         self.applier.warm_up()
         self._reload_model()
         self.dlq.partitions_for(self.config.dlq)
-        self.consumer.subscribe([self.config.topic], listener=_Listener(self))
+        gc.freeze()  # what is loaded now lives as long as the process: full collections skip it
+        self.consumer.subscribe([self.config.topic], listener=listener(self))
         deadline = time.monotonic() + max_seconds if max_seconds else None
         last_report = time.monotonic()
         log.info("consuming %s as group %s from %s", self.config.topic, c.group_id, k.bootstrap_servers)
@@ -94,8 +99,7 @@ class StreamConsumer:
                 try:
                     self._collect()
                     self._apply()
-                    if self._roll_due():
-                        self._roll_and_commit()
+                    self._roll_and_commit()
                 except Exception as error:  # noqa: BLE001 - any failure: read again from what is durable
                     self._recover(error)
                     self.stop.wait(c.retry_seconds)
@@ -104,9 +108,10 @@ class StreamConsumer:
                     log.info("totals %s", json.dumps(self.totals))
                     last_report = time.monotonic()
             self._apply()
-            self._roll_and_commit()
+            self._roll_and_commit(wait=True)
         finally:
             self.consumer.close(autocommit=False)
+            self.roller.close()
             self.dlq.close(timeout=10)
         log.info("stopped; totals %s", json.dumps(self.totals))
         return self.totals
@@ -161,41 +166,39 @@ class StreamConsumer:
     def _roll_due(self) -> bool:
         if not self._unrolled:
             self._roll_started = time.monotonic()
-            return bool(self.offsets.to_commit(self.consumer.assignment()))  # a commit that failed before
+            return False
         a = self.config.archive
         return self.archive is None or len(self.archive) >= a.roll_events or \
             time.monotonic() - self._roll_started >= a.roll_seconds
 
-    def _roll(self) -> None:
-        """Write the archive roll and the dead letters, acknowledged: what was applied is durable now."""
-        if self._unrolled:
-            self._timed("derived", self.applier.flush_derived)
-            self._timed("archive", self.archive.roll if self.archive is not None else lambda: None)
-            self._timed("dlq", self._send_dead_letters)
-            self.offsets.rolled()
-            self._unrolled, self._roll_started = False, time.monotonic()
-
-    def _roll_and_commit(self) -> None:
-        self._roll()
+    def _roll_and_commit(self, wait: bool = False) -> None:
+        """Take a finished background roll, start the next one when due (all of it now when `wait`), and
+        commit what is durable."""
+        if wait:
+            self._make_durable()
+        else:
+            done = self.roller.finish()
+            if done is not None:
+                self.offsets.rolled(done)
+            if not self.roller.busy and self._roll_due():
+                self._start_roll()
         offsets = self.offsets.to_commit(self.consumer.assignment())
         if offsets:
             _fault_point("before-commit")
             try:
-                self._timed("commit", lambda: self.consumer.commit(_metadata(offsets)))
+                self._timed("commit", lambda: self.consumer.commit(as_metadata(offsets)))
             except Exception:
                 self._count_commit(False)
                 raise
             self.offsets.commit_done(offsets)
             self._count_commit(True)
 
-    def _send_dead_letters(self) -> None:
-        """Produce the roll's dead letters and wait for every acknowledgement (a failure raises: no commit)."""
-        futures = [self.dlq.send(self.config.dlq, key=(letter["key"] or "").encode() or None,
-                                 value=json.dumps(letter).encode()) for letter in self._letters]
-        self.dlq.flush(timeout=30)
-        for future in futures:
-            future.get(timeout=0)
-        self._letters = []
+    def _start_roll(self) -> None:
+        """The derived views now (the store client stays in this thread), the archive and dead letters in the
+        background (recsys.streaming.roll)."""
+        self._timed("derived", self.applier.flush_derived)
+        self.roller.start(self.offsets.applied, self._letters)
+        self._letters, self._unrolled, self._roll_started = [], False, time.monotonic()
 
     def _count_commit(self, ok: bool) -> None:
         self.totals["commits"] += ok
@@ -217,69 +220,12 @@ class StreamConsumer:
                 self.consumer.seek(tp, offset)
 
     def _forget(self) -> None:
+        self.roller.abandon()
         self._pending, self._letters, self._unrolled = [], [], False
         self.offsets.rewind()
         self.applier.reset()
         if self.archive is not None:
             self.archive.drop()
-
-    # ---- rebalances (the listener runs inside poll(), on kafka-python's IO thread) ----
-    async def revoked(self, partitions) -> None:
-        """Apply what was polled, roll and commit before the partitions go to another consumer."""
-        log.info("partitions revoked: %s", sorted(tp.partition for tp in partitions))
-        self._count_rebalance("revoked")
-        try:
-            self._apply()
-            self._roll()
-        except Exception as error:  # noqa: BLE001 - the next owner reads again from the last commit
-            log.warning("could not roll on revocation (%s)", error)
-            self._rewind = {tp: o for tp, o in self.offsets.durable.items() if tp in partitions}
-        else:
-            offsets = self.offsets.to_commit(partitions)
-            try:  # the blocking commit() may not run on the IO thread: await the request instead
-                if offsets:
-                    await self.consumer.commit_async(_metadata(offsets))
-                    self.offsets.commit_done(offsets)
-                    self._count_commit(True)
-            except Exception as error:  # noqa: BLE001 - durable anyway; the next owner reads it again
-                self._count_commit(False)
-                log.warning("could not commit on revocation (%s); the next owner reads from the last commit",
-                            error)
-        self._forget()
-        self.offsets.drop(partitions)
-
-    def lost(self, partitions) -> None:
-        """Partitions gone without a chance to commit (another consumer owns them already): forget."""
-        log.warning("partitions lost: %s", sorted(tp.partition for tp in partitions))
-        self._forget()
-        self.offsets.drop(partitions)
-        self._rewind = {}
-
-    def assigned(self, partitions) -> None:
-        log.info("partitions assigned: %s", sorted(tp.partition for tp in partitions))
-        self._count_rebalance("assigned")
-        self._forget()
-        self._rewind = {tp: o for tp, o in self._rewind.items() if tp in partitions}
-        if partitions:
-            self.consumer.pause(*partitions)
-            self._taken_over |= set(partitions)
-
-    def _take_over(self) -> None:
-        """In the main thread after an assignment: where each partition starts (the fetch position: the
-        group's commit for a new one, the current position for one kept), archive files from there removed."""
-        assigned = self.consumer.assignment()
-        partitions = [tp for tp in self._taken_over if tp in assigned]
-        self._taken_over = set()
-        for tp in partitions:
-            if tp in self._rewind:
-                self.consumer.seek(tp, self._rewind.pop(tp))
-            start = self.consumer.position(tp)
-            self.offsets.start(tp, start, self.consumer.committed(tp))
-            removed = self.archive.discard_from(tp.partition, start) if self.archive is not None else []
-            if removed:
-                log.info("partition %s: removed %d archive file(s) of an uncommitted roll from offset %d",
-                         tp.partition, len(removed), start)
-        self.consumer.resume(*partitions)
 
     # ---- operations ----
     def _count_rebalance(self, kind: str) -> None:
@@ -293,8 +239,11 @@ class StreamConsumer:
     def _timed(self, stage: str, fn) -> None:
         started = time.perf_counter()
         fn()
+        self._observe(stage, time.perf_counter() - started)
+
+    def _observe(self, stage: str, seconds: float) -> None:
         if self.metrics is not None:
-            self.metrics.stage_seconds.labels(stage).observe(time.perf_counter() - started)
+            self.metrics.stage_seconds.labels(stage).observe(seconds)
 
     def _reload_model(self) -> None:
         changed, vectors = self.models.check(time.monotonic())
@@ -302,16 +251,11 @@ class StreamConsumer:
             return
         previous = self.applier.vectors.version if self.applier.vectors else None
         self.applier.vectors = vectors
+        gc.freeze()
         log.info("live vectors: %s", f"model {vectors.version} ({self.models.key})" if vectors
                  else f"{self.models.key} has no two-tower: no vector view")
         if self.metrics is not None:
             self.metrics.set_model(vectors.version if vectors else None, previous)
-
-
-def _metadata(offsets: dict) -> dict:
-    from kafka.structs import OffsetAndMetadata
-
-    return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
 
 
 _FAULTS: dict[str, int] = {}
@@ -329,22 +273,6 @@ def _fault_point(name: str) -> None:
             log.warning("RECSYS_STREAM_FAULT=%s: killing this process", spec)
             logging.shutdown()
             os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _Listener(owner: StreamConsumer):
-    from kafka import AsyncConsumerRebalanceListener
-
-    class Listener(AsyncConsumerRebalanceListener):
-        async def on_partitions_revoked(self, revoked):
-            await owner.revoked(revoked)
-
-        async def on_partitions_lost(self, lost):
-            owner.lost(lost)
-
-        async def on_partitions_assigned(self, assigned):
-            owner.assigned(assigned)
-
-    return Listener()
 
 
 def create_topics(config: StreamConfig) -> None:

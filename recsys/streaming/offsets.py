@@ -34,9 +34,9 @@ class Offsets:
     def position(self, tp, default=None):
         return self.applied.get(tp, self.durable.get(tp, default))
 
-    def rolled(self) -> None:
-        """The applied records are durable now (their roll is written)."""
-        self.durable.update(self.applied)
+    def rolled(self, offsets: dict | None = None) -> None:
+        """These offsets (default: all applied) are durable now: their roll is written."""
+        self.durable.update(self.applied if offsets is None else offsets)
 
     def to_commit(self, assigned) -> dict:
         return {tp: o for tp, o in self.durable.items() if tp in assigned and o != self.committed.get(tp)}
@@ -53,3 +53,10 @@ class Offsets:
         for tp in partitions:
             for table in (self.applied, self.durable, self.committed):
                 table.pop(tp, None)
+
+
+def as_metadata(offsets: dict) -> dict:
+    """{TopicPartition: offset} as kafka-python's commit takes it."""
+    from kafka.structs import OffsetAndMetadata
+
+    return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
