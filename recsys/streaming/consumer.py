@@ -85,6 +85,7 @@ class StreamConsumer(Rebalancing):
         self.roller = BackgroundRoll(self.archive, self.dlq, self.config.dlq, self._observe)
         # Slow first-time work before joining the group (a member must poll within max_poll_interval_ms):
         # the store and the model are opened, the DLQ topic is checked (a bad name fails here, not later).
+        _one_blas_thread()
         self.applier.warm_up()
         self._reload_model()
         self.dlq.partitions_for(self.config.dlq)
@@ -256,6 +257,20 @@ class StreamConsumer(Rebalancing):
                  else f"{self.models.key} has no two-tower: no vector view")
         if self.metrics is not None:
             self.metrics.set_model(vectors.version if vectors else None, previous)
+
+
+def _one_blas_thread() -> None:
+    """The user tower's matrices are a batch of users by ~100: one BLAS thread computes them 8x faster than
+    the default pool contending for the cores (measured on the 2-core box: 3.5 vs 30 ms for 200 users)."""
+    global _BLAS_LIMIT
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    _BLAS_LIMIT = threadpool_limits(limits=1)  # kept: the limit holds for the process's life
+
+
+_BLAS_LIMIT = None
 
 
 _FAULTS: dict[str, int] = {}
