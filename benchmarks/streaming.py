@@ -84,10 +84,12 @@ class Probe(StreamMetrics):
             self.stages[stage] = self.stages.get(stage, 0.0) + spent
 
     def roll_seconds(self) -> dict:
+        """Seconds per roll stage: derived and commit in the consumer's thread, archive and dlq in the
+        background roll's (overlapping the batches)."""
         out = {}
         for family in self.stage_seconds.collect():
             for sample in family.samples:
-                if sample.name.endswith("_sum") and sample.labels["stage"] in ("archive", "dlq", "commit"):
+                if sample.name.endswith("_sum") and sample.labels["stage"] in ("derived", "archive", "dlq", "commit"):
                     out[sample.labels["stage"]] = sample.value
         return out
 
@@ -161,10 +163,15 @@ def throughput(args, broker, stores, root, bundle, frame) -> None:
               f"events/s; {totals.get('batches', 0)} batches, {probe.rows:,} row writes "
               f"({probe.rows / max(1, totals.get('batches', 1)):,.0f} users per batch), "
               f"{totals.get('duplicates', 0)} dedup hits, {totals.get('commits', 0)} commits ({load()})", flush=True)
-        spent = {**probe.stages, **rolls}
+        background = {k: rolls.pop(k) for k in ("archive", "dlq") if k in rolls}
+        spent = dict(probe.stages)
+        for stage, value in rolls.items():  # the roll's derived flush adds to the batches' writes
+            spent[stage] = spent.get(stage, 0.0) + value
         poll = seconds - sum(spent.values())
         parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(spent.items(), key=lambda kv: -kv[1]))
-        print(f"  [{store}] where the time goes (s): {parts}, poll+decode+other {max(0.0, poll):.2f}", flush=True)
+        print(f"  [{store}] where the consumer thread's time goes (s): {parts}, poll+decode+other "
+              f"{max(0.0, poll):.2f}; in the background roll thread: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in background.items()), flush=True)
 
 
 def lag(args, broker, stores, root, bundle, days: int) -> None:
