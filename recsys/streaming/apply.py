@@ -135,7 +135,13 @@ class BatchApplier:
     def warm_up(self) -> None:
         """Open the online store and read the views' schemas now (seconds on a cold start), not inside the
         first batch: a consumer that joined its group must poll again within max_poll_interval_ms."""
-        self.store._view(USER_EVENTS)
+        try:
+            self.store._view(USER_EVENTS)
+        except Exception as error:  # noqa: BLE001 - any reason the view is not there: say what to do
+            raise RuntimeError(
+                f"the Feast repo {self.store.repo_path} ({self.store.fs_yaml}) has no {USER_EVENTS} view yet "
+                f"({type(error).__name__}: {error}); apply it first: python run.py --pipeline features, or "
+                f"cd feature_repo && feast -f {self.store.fs_yaml} apply") from None
         self.store._provider()
         if self.with_counters:
             self.counter_names()

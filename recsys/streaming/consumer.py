@@ -162,6 +162,8 @@ class StreamConsumer(Rebalancing):
             self.totals[key] += n
         if self.metrics is not None:
             self.metrics.observe_batch(result, time.perf_counter() - started, time.time())
+        log.debug("batch of %d records (%d applied, %d duplicates, %d rows) in %.3f s", result.records,
+                  result.applied, result.duplicates, result.users, time.perf_counter() - started)
         self._unrolled = True
 
     def _roll_due(self) -> bool:
@@ -321,7 +323,11 @@ def main(argv=None) -> int:
     consumer = StreamConsumer(config, metrics)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: consumer.stop.set())
-    totals = consumer.run(args.max_seconds)
+    try:
+        totals = consumer.run(args.max_seconds)
+    except RuntimeError as error:  # a setup problem with a clear message (e.g. the Feast repo not applied)
+        print(f"stream consumer: {error}", file=sys.stderr)
+        return 2
     print(json.dumps({"totals": totals}), flush=True)
     return 0
 

@@ -35,6 +35,15 @@ def write_config(path: Path, bootstrap: str, topic: str, repo: Path, archive_roo
     return path
 
 
+STARTED: list = []  # every ConsumerProcess started here, for `kill_leftovers`
+
+
+def kill_leftovers() -> None:
+    """SIGKILL the consumers started here that are still running (a test that failed before stopping them)."""
+    while STARTED:
+        STARTED.pop().kill()
+
+
 class ConsumerProcess:
     def __init__(self, config: Path, log: Path, env: dict | None = None):
         self.config, self.log = config, log
@@ -47,6 +56,7 @@ class ConsumerProcess:
             self.process = subprocess.Popen([sys.executable, "-m", "recsys.streaming.consumer", "--config",
                                              str(self.config)], cwd=PROJECT_ROOT, env=self.env, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True)
+        STARTED.append(self)
         return self
 
     def signal(self, sig: int) -> None:
@@ -62,7 +72,8 @@ class ConsumerProcess:
 
     def kill(self) -> None:
         self.signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
+        if self.process is not None:
+            self.process.wait(timeout=30)
 
     def totals(self) -> dict:
         for line in reversed(self.log.read_text(errors="replace").splitlines()):

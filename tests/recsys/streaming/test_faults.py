@@ -25,13 +25,19 @@ from recsys.streaming.events import make_event, parse
 from recsys.streaming.producer import EventProducer
 from recsys.streaming.state import OnlineEventStore, UserEvents
 from tests.feature_repo.repo import RedisServer
-from tests.recsys.streaming.processes import (ConsumerProcess, caught_up, committed, end_offsets, wait_until,
-                                              write_config)
+from tests.recsys.streaming.processes import (ConsumerProcess, caught_up, committed, end_offsets, kill_leftovers,
+                                              wait_until, write_config)
 
 pytestmark = pytest.mark.slow
 PARTITIONS = 4
 KINDS = ("view", "view", "click", "booking")
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_consumers():
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture
