@@ -25,7 +25,7 @@ from recsys.streaming.events import make_event, parse
 from recsys.streaming.producer import EventProducer
 from recsys.streaming.state import OnlineEventStore, UserEvents
 from tests.feature_repo.repo import RedisServer
-from tests.recsys.streaming.processes import (ConsumerProcess, caught_up, committed, end_offsets, kill_leftovers,
+from tests.recsys.streaming.processes import (ConsumerProcess, caught_up, committed, kill_leftovers,
                                               wait_until, write_config)
 
 pytestmark = pytest.mark.slow

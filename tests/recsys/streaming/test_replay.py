@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from recsys.streaming.broker import DevBroker, free_port
+from recsys.streaming.broker import free_port
 from recsys.streaming.events import parse
 from recsys.streaming.producer import EventProducer
 from recsys.streaming.replay import events_of, replay, synthetic_after_window
