@@ -16,13 +16,15 @@ CONFIGS = sorted((PROJECT_ROOT / "configs").glob("stream*.y*ml"))
 def test_stream_configs_validate(path):
     config = load_config(path, environ={})
     assert config.dlq == f"{config.topic}.dlq" or config.dlq_topic
-    assert Path(config.state.repo_path).is_absolute() and (Path(config.state.repo_path) / "feature_store.yaml").is_file()
+    repo = Path(config.state.repo_path)
+    assert repo.is_absolute() and (repo / config.state.fs_yaml).is_file()  # relative paths: the project's
 
 
 def test_environment_overrides_and_client_config(tmp_path):
     environ = {"KAFKA_BOOTSTRAP_SERVERS": "k1:9093, k2:9093", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
                "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "svc", "KAFKA_SASL_PASSWORD": "s3",
-               "RECSYS_FEEDBACK_TOPIC": "prod.events", "RECSYS_EVENT_ARCHIVE": "", "RECSYS_STREAM_METRICS_PORT": "9200"}
+               "RECSYS_FEEDBACK_TOPIC": "prod.events", "RECSYS_EVENT_ARCHIVE": "",
+               "RECSYS_STREAM_METRICS_PORT": "9200"}
     config = load_config(environ=environ)
     assert config.topic == "prod.events" and config.dlq == "prod.events.dlq" and config.metrics.port == 9200
     assert config.archive.root is None  # an empty variable is null: no archive
