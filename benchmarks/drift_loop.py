@@ -128,6 +128,7 @@ def run(kind: str, weeks: int, champion: Production, params: dict, base_recipe: 
             popularity = pd.concat([reference_data.interactions, before.interactions]).item_id.value_counts()
             comparison = duel(production.load(), challenger, before.interactions, window.interactions, popularity, rule)
             row["challenger"] = comparison.challenger["ndcg@10"]
+            row["why"] = "; ".join(r for r in comparison.reasons if r.startswith("FAIL")) or "won"
             if comparison.promote:
                 training.refresh_recommender(challenger, window.interactions)
                 path = save_bundle(challenger, workdir / f"{kind}-{w}", {}, {})

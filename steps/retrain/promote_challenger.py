@@ -9,7 +9,6 @@ service follows the `production` alias and hot-swaps the new version; `previous`
 """
 
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Annotated, Any, Dict, Optional
 
 import pandas as pd
@@ -18,12 +17,13 @@ from zenml.logger import get_logger
 
 from recsys.monitoring import loop_metrics
 from recsys.monitoring.verdict import Decision
-from recsys.registry.bundle import save_bundle
+from recsys.registry.bundle import publish_bundle, save_bundle
 from recsys.registry.mlflow_registry import log_run, register_bundle, set_alias
 from recsys.registry.promotion import CHALLENGER, Comparison, promote, record_retrain
 from recsys.serving.recommender import Recommender
 from recsys.training import refresh_recommender
 from steps.context import current_model, run_configuration
+from steps.locations import state_location
 from steps.names import PROMOTION
 
 logger = get_logger(__name__)
@@ -60,7 +60,9 @@ def promote_challenger(retrain_decision: Decision, champion_vs_challenger: Optio
     config = {"recipe": challenger_info["recipe"], "split": challenger_info["split"], "window": window,
               "data_window": {**challenger_info["data_window"], "end": window["end"]},
               "decision": retrain_decision.reason, "comparison": comparison.reasons, "replaces": promoted_info}
-    bundle = save_bundle(challenger, Path(bundles_dir) / name / challenger.version, metrics, config)
+    shared = state_location(bundles_dir).child(name, challenger.version)  # as register_model: steps/locations.py
+    bundle = save_bundle(challenger, shared.local, metrics, config)
+    publish_bundle(shared)
     run_id = log_run(uri, name, {"window": window, "settings": challenger_info["settings"]}, metrics,
                      artifacts_dir=bundle, tags={**tags, "bundle_version": challenger.version},
                      run_name=f"challenger {window['end'][:10]}")
@@ -68,7 +70,7 @@ def promote_challenger(retrain_decision: Decision, champion_vs_challenger: Optio
     set_alias(uri, name, CHALLENGER, version)
     previous = promote(uri, name, version)
     result = {"promoted": True, "registered": True, "mlflow_model": name, "mlflow_version": version,
-              "previous_version": previous, "bundle": str(bundle.resolve()), "bundle_version": challenger.version,
+              "previous_version": previous, "bundle": shared.shared, "bundle_version": challenger.version,
               "alias": "production", "mlflow_run_id": run_id, "tracking_uri": uri}
     model = current_model()
     if model is not None:

@@ -24,6 +24,8 @@ LOOP = {"check_drift": {"min_events": 50, "metrics_file": "data/monitoring/loop.
 def loop_config(name: str, directory: Path, steps: dict, policy: dict | None = None, rule: dict | None = None):
     config = copy.deepcopy(yaml.safe_load((PROJECT_ROOT / "configs" / name).read_text()))
     config["parameters"]["current"]["params"] = {**TINY_DATA, "shift": {"kind": "launches", "after_days": 0}}
+    if "training_days" in config["parameters"]:
+        config["parameters"]["training_days"] = 90  # the tiny data has ~20 events a day: four weeks is too few
     for step_name, parameters in {**LOOP, **steps}.items():
         if step_name in config.get("steps", {}) or step_name in ("check_drift",):
             config["steps"].setdefault(step_name, {}).setdefault("parameters", {}).update(parameters)
