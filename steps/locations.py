@@ -33,3 +33,19 @@ def state_location(path: str) -> Location:
     """The Location of a config's state path (bundles, batch outputs): see recsys.storage."""
     needs_project = not is_url(path) and (not Path(path).is_absolute() or state_root() is not None)
     return locate(path, project_dir() if needs_project else None)  # no ZenML client for a plain path
+
+
+def event_source(current: dict):
+    """The loop's EventSource (recsys.data.windows) for a config's `current`, its paths resolved: the event
+    archive pulled from the shared location (the stream consumer pushes it there on a remote stack), user
+    files found from the project directory, not the working one."""
+    from recsys.data.windows import EventSource
+
+    params = dict(current.get("params") or {})
+    if current["source"] == "archive":
+        params["root"] = str(state_location(params.get("root", "data/events")).pull())
+    elif current["source"] == "files":
+        for key in ("interactions", "items", "users"):
+            if params.get(key) and not is_url(params[key]):
+                params[key] = project_path(params[key])
+    return EventSource(current["source"], params)

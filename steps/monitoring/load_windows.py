@@ -13,8 +13,8 @@ import pandas as pd
 from zenml import step
 from zenml.logger import get_logger
 
-from recsys.data.windows import EventSource
 from steps.context import previous_verdicts
+from steps.locations import event_source
 from steps.names import BEFORE_WINDOW, CURRENT_WINDOW, REFERENCE_WINDOW, WINDOW, WINDOW_ITEMS, WINDOW_USERS
 
 logger = get_logger(__name__)
@@ -32,7 +32,7 @@ def load_windows(promoted_info: Dict[str, Any], current: Dict[str, Any], window_
 ]:
     """`current`: {source: synthetic | archive | files, params: {...}} (recsys.data.windows); `window_start`
     (ISO time) pins the window instead of continuing after the last one checked."""
-    source = EventSource(current["source"], current.get("params"))
+    source = event_source(current)
     data_end = pd.Timestamp(promoted_info["data_window"]["end"])
     if window_start:
         start = pd.Timestamp(window_start, tz="UTC") if pd.Timestamp(window_start).tzinfo is None \

@@ -21,10 +21,10 @@ from recsys.registry.bundle import publish_bundle, save_bundle
 from recsys.registry.mlflow_registry import log_run, register_bundle, set_alias
 from recsys.registry.promotion import CHALLENGER, Comparison, promote, record_retrain
 from recsys.serving.recommender import Recommender
-from recsys.data.windows import EventSource
 from recsys.training import absorb_window
 from steps.context import current_model, run_configuration
 from steps.locations import state_location
+from steps.locations import event_source
 from steps.names import PROMOTION
 
 logger = get_logger(__name__)
@@ -58,7 +58,7 @@ def promote_challenger(retrain_decision: Decision, champion_vs_challenger: Optio
                 "mlflow_run_id": run_id}
 
     span = challenger_info["data_window"]
-    before = EventSource(current["source"], current.get("params")).read(pd.Timestamp(span["start"]),
+    before = event_source(current).read(pd.Timestamp(span["start"]),
                                                                          pd.Timestamp(span["end"]))
     challenger = absorb_window(challenger, challenger_info["settings"], challenger_info["recipe"],
                                before.interactions, window_interactions, window_items,

@@ -14,11 +14,11 @@ from zenml import log_metadata, step
 from zenml.logger import get_logger
 from zenml.materializers.built_in_materializer import BuiltInMaterializer
 
-from recsys.data.windows import EventSource
 from recsys.monitoring.verdict import Decision
 from recsys.serving.recommender import Recommender
 from recsys.training import train_on
 from steps.materializers import RecsysModelMaterializer
+from steps.locations import event_source
 from steps.names import CHALLENGER, CHALLENGER_INFO
 
 logger = get_logger(__name__)
@@ -38,7 +38,7 @@ def train_challenger(retrain_decision: Decision, promoted_info: Dict[str, Any], 
         return None, {"trained": False, "reason": retrain_decision.reason}
     end = pd.Timestamp(window["start"])
     start = end - pd.Timedelta(days=training_days) if training_days else EPOCH
-    data = EventSource(current["source"], current.get("params")).read(start, end)
+    data = event_source(current).read(start, end)
     steps = {name: {**(promoted_info.get("recipe") or {}).get(name, {}), **((recipe or {}).get(name) or {})}
              for name in set(promoted_info.get("recipe") or {}) | set(recipe or {})}
     split = {"method": "temporal_user", "ratios": [0.8, 0.1, 0.1], **(promoted_info.get("split") or {})}
