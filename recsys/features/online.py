@@ -1,10 +1,11 @@
 """Store features at serving time: the Feast online store, read once per request, with a freshness check.
 
 The service attaches this provider to a loaded Recommender (`attach_online_features`); from then on the
-ranking stage's user-level features come from one `get_online_features` call per request (all the user's
-views in one lookup) and item-level features from an in-memory table of every catalogue item, refreshed
-from the online store on a schedule in a background thread, so a request never looks up candidates one by
-one. A recommender without store features needs none of this (nothing to attach).
+ranking stage's user-level features come from one key lookup per request (all the user's views at once,
+recsys.features.lookup; with Kafka the same lookup also brings the user's real-time events: the serving
+state passes the rows in, `pin`) and item-level features from an in-memory table of every catalogue item,
+refreshed from the online store on a schedule in a background thread, so a request never looks up
+candidates one by one. A recommender without store features needs none of this (nothing to attach).
 
 Freshness. Feast does not apply a feature view's TTL to online reads (feast #6821): a user idle for months
 keeps their last row. The point-in-time join used in training returns nothing for such a row, so this
@@ -30,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from recsys.features.definitions import ITEM_KEY, USER_KEY, FeatureSpec
-from recsys.features.provider import ITEM_SERVICE, ITEM_VIEWS, USER_SERVICE, USER_VIEWS, FeastRepoFeatures
+from recsys.features.lookup import Health, KeyLookup
+from recsys.features.provider import ITEM_VIEWS, USER_VIEWS, FeastRepoFeatures
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_AGE = timedelta(hours=36)  # one daily snapshot period + 12 h for the daily job to land
@@ -38,6 +40,8 @@ CLOCKS = ("wall", "snapshot")
 
 
 class OnlineFeatures(FeastRepoFeatures):
+    user_views = USER_VIEWS  # what a request's lookup must bring for `pin`
+
     def __init__(self, spec: FeatureSpec, repo_path: str = "feature_repo", fs_yaml: str = "feature_store.yaml",
                  item_ids=None, max_age: timedelta | float = DEFAULT_MAX_AGE, clock: str = "wall",
                  item_refresh_seconds: float = 300.0, retry_after: float = 5.0, store=None):
@@ -47,100 +51,99 @@ class OnlineFeatures(FeastRepoFeatures):
         self.max_age = max_age.total_seconds() if isinstance(max_age, timedelta) else float(max_age)
         self.item_refresh_seconds = float(item_refresh_seconds)
         self.retry_after = float(retry_after)
-        self._down_until = 0.0  # after a failed read, requests skip the store until then (no one waits on it)
         # the catalogue's ids (a callable: the catalogue may grow while serving); none = no item table
         self._item_ids = item_ids if callable(item_ids) else (lambda ids=list(item_ids or ()): ids)
-        self._store, self._services = store, {}
-        self._lock = threading.Lock()  # one Feast client; sqlite shares one connection across threads
+        self._store = store
+        self.counts: Counter = Counter()
+        # One pause after a failure for both lookups: requests skip the store until then (no one waits on it).
+        self.health = Health(retry_after, self.counts)
+        self.users = KeyLookup(USER_VIEWS, USER_KEY, lambda: self.store, self.health)
+        self._item_lookup = KeyLookup(ITEM_VIEWS, ITEM_KEY, lambda: self.store, self.health)
         self._refreshing = threading.Lock()
         self._items = pd.DataFrame(columns=self.item_columns)
         self._items_loaded_at = 0.0
         self._snapshot_now = 0.0  # the newest snapshot read so far (the "snapshot" clock)
-        self._local = threading.local()  # rows `pinned` for the calling thread's request
-        self.counts: Counter = Counter()
-        self.last_error: str | None = None
+        self._local = threading.local()  # rows `pin`ned for the calling thread's request
 
-    # ---- the Feast client (`store`, `describe`: FeastRepoFeatures) ----
-    def _service(self, name: str):
-        """The feature service, looked up once (a registry lookup costs more than the online read)."""
-        if name not in self._services:
-            self._services[name] = self.store.get_feature_service(name)
-        return self._services[name]
-
-    def _read(self, service: str, key: str, ids: list[str], probe: bool = False) -> dict | None:
-        if not probe and time.time() < self._down_until:
-            self.counts["skipped"] += 1  # a client may retry for seconds on a dead store: do not wait on it
-            return None
-        try:
-            with self._lock:
-                response = self.store.get_online_features(features=self._service(service),
-                                                          entity_rows=[{key: i} for i in ids])
-            self._down_until = 0.0
-            return response.to_dict(include_event_timestamps=True)
-        except Exception as error:  # a failed read degrades to missing features, never a failed request
-            self.counts["errors"] += 1
-            self.last_error = f"{type(error).__name__}: {error}"
-            self._down_until = time.time() + self.retry_after
-            log.warning("online feature read failed (%s): features treated as missing for %.0f s",
-                        self.last_error, self.retry_after)
-            return None
+    @property
+    def last_error(self) -> str | None:
+        return self.health.last_error
 
     def _now(self) -> float:
         return time.time() if self.clock == "wall" else self._snapshot_now
 
-    def _frame(self, raw: dict | None, views, n: int) -> pd.DataFrame:
-        """Feast's response as rows, with each view's columns blanked where its row is missing or stale."""
-        columns = {}
+    def _values(self, rows: list[dict], views) -> list[dict]:
+        """Per entity {column: value} from its lookup rows, each view's columns None where its row is
+        missing or older than `max_age` (counted per view: fresh, stale, missing)."""
+        out = [{} for _ in rows]
+        counts = self.counts
+        if self.clock == "snapshot":  # the newest snapshot seen is "now"
+            stamps = [ts.timestamp() for row in rows for ts, _ in row.values() if ts is not None]
+            if stamps:
+                self._snapshot_now = max(self._snapshot_now, max(stamps))
         now = self._now()
         for view in views:
             names = self.spec.names(view)
-            if raw is None:
-                columns.update({c: [None] * n for c in names})
-                continue
-            missing = [c for c in names if c not in raw]
-            if missing:
-                raise KeyError(f"the online store lacks {missing}: re-apply feature_repo with the spec the ranker "
-                               "was trained on (python run.py --pipeline features)")
-            stamps = np.asarray(raw[f"{names[0]}__ts"], dtype=np.float64)
-            present = stamps > 0
-            if self.clock == "snapshot" and present.any():  # the newest snapshot seen is "now"
-                self._snapshot_now = now = max(now, float(stamps.max()))
-            fresh = present & (now - stamps <= self.max_age)
-            self.counts[f"{view}.missing"] += int((~present).sum())
-            self.counts[f"{view}.stale"] += int((present & ~fresh).sum())
-            self.counts[f"{view}.fresh"] += int(fresh.sum())
-            keep = fresh.tolist()
-            columns.update({c: [v if k else None for v, k in zip(raw[c], keep)] for c in names})
-        return pd.DataFrame(columns, index=range(n))
+            for row, values in zip(rows, out):
+                ts, got = row.get(view, (None, None))
+                if got is None:
+                    counts[f"{view}.missing"] += 1
+                    values.update(dict.fromkeys(names))
+                    continue
+                missing = [c for c in names if c not in got]
+                if missing:
+                    raise KeyError(f"the online store lacks {missing}: re-apply feature_repo with the spec the "
+                                   "ranker was trained on (python run.py --pipeline features)")
+                if now - ts.timestamp() > self.max_age:
+                    counts[f"{view}.stale"] += 1
+                    values.update(dict.fromkeys(names))
+                    continue
+                counts[f"{view}.fresh"] += 1
+                values.update((c, got[c]) for c in names)
+        return out
 
-    # ---- StoreFeatures ----
-    def user_features(self, user_ids, ref_times=None) -> pd.DataFrame:
-        """The users' latest rows (ref_times are ignored: online is "now"); one online lookup for all views,
-        none while the calling thread holds these users' rows `pinned`."""
+    # ---- the request's user rows ----
+    def pin(self, user_ids, rows: list[dict] | None = None) -> list[tuple]:
+        """Take the users' rows for every `user_features` call of this thread until `unpin`: `rows` from the
+        request's one lookup (per user {view: (time, values)}, recsys.features.lookup), or read here. Returns
+        each user's stamp: the row as served (after the freshness check) and the item table's load time, what
+        a ranked list computed from them depends on (recsys/serving/lists.py)."""
         ids = [str(u) for u in user_ids]
-        pinned = getattr(self._local, "rows", None)
-        if pinned is not None and all(i in pinned.index for i in ids):
-            return pinned.loc[ids].reset_index(drop=True)
         if not self._items_loaded_at:
             self.refresh_items()  # sets the snapshot clock before the first user read
-        return self._frame(self._read(USER_SERVICE, USER_KEY, ids), USER_VIEWS, len(ids))
+        values = self._values(self.users.read(ids) if rows is None else rows, USER_VIEWS)
+        self._local.rows = dict(zip(ids, values))
+        loaded = self._items_loaded_at
+        return [(loaded, tuple(_hashable(v) for v in row.values())) for row in values]
+
+    def unpin(self) -> None:
+        self._local.rows = None
 
     @contextmanager
     def pinned(self, user_ids):
-        """Read the users' rows once and serve them to every `user_features` call of this thread inside the
-        block: a request that checks its cached ranked list against the user's row (recsys.serving.ranked)
-        and then ranks from that row makes one lookup, and ranks from exactly the row it checked."""
-        if getattr(self._local, "rows", None) is not None:  # nested: the outer block's rows stand
+        """`pin` for the block (nested: the outer block's rows stand)."""
+        if getattr(self._local, "rows", None) is not None:
             yield
             return
-        ids = [str(u) for u in user_ids]
-        frame = self.user_features(ids)
-        frame.index = pd.Index(ids)
-        self._local.rows = frame[~frame.index.duplicated()]
+        self.pin(user_ids)
         try:
             yield
         finally:
-            self._local.rows = None
+            self.unpin()
+
+    # ---- StoreFeatures ----
+    def user_features(self, user_ids, ref_times=None) -> pd.DataFrame:
+        """The users' latest rows (ref_times are ignored: online is "now"): the pinned ones, else one lookup."""
+        ids = [str(u) for u in user_ids]
+        pinned = getattr(self._local, "rows", None)
+        if pinned is not None and all(i in pinned for i in ids):
+            values = [pinned[i] for i in ids]
+        else:
+            if not self._items_loaded_at:
+                self.refresh_items()
+            values = self._values(self.users.read(ids), USER_VIEWS)
+        columns = self.user_columns
+        return pd.DataFrame({c: [row.get(c) for row in values] for c in columns}, index=range(len(ids)))
 
     def item_features(self, item_ids, ref_times=None) -> pd.DataFrame:
         """From the in-memory table; a refresh starts in the background once it is older than the interval."""
@@ -156,11 +159,15 @@ class OnlineFeatures(FeastRepoFeatures):
         """Reload every catalogue item's row (one lookup); returns the number of fresh rows."""
         with self._refreshing:
             ids = [str(i) for i in self._item_ids()]
-            raw = self._read(ITEM_SERVICE, ITEM_KEY, ids) if ids else {}
-            if raw is None:  # keep serving the previous table
+            if not ids:
+                self._items, self._items_loaded_at = pd.DataFrame(columns=self.item_columns), time.time()
                 return 0
-            frame = self._frame(raw, ITEM_VIEWS, len(ids)) if ids else pd.DataFrame(columns=self.item_columns)
-            frame.index = pd.Index(ids)
+            rows = self._item_lookup.fetch(ids)
+            if rows is None:
+                return 0  # keep serving the previous table
+            values = self._values(rows, ITEM_VIEWS)
+            frame = pd.DataFrame({c: [row.get(c) for row in values] for c in self.item_columns},
+                                 index=pd.Index(ids))
             self._items, self._items_loaded_at = frame.apply(pd.to_numeric, errors="coerce"), time.time()
             self.counts["item_refreshes"] += 1
             return int(frame.notna().any(axis=1).sum())
@@ -179,7 +186,7 @@ class OnlineFeatures(FeastRepoFeatures):
         answer = {}
 
         def probe():
-            answer["ok"] = self._read(USER_SERVICE, USER_KEY, ["__ping__"], probe=True) is not None
+            answer["ok"] = self.users.fetch(["__ping__"], probe=True) is not None
 
         thread = threading.Thread(target=probe, name="online-store-ping", daemon=True)
         thread.start()
@@ -194,6 +201,14 @@ class OnlineFeatures(FeastRepoFeatures):
                 "item_table_age_seconds":
                     round(time.time() - self._items_loaded_at, 1) if self._items_loaded_at else None,
                 "counts": dict(self.counts), "last_error": self.last_error}
+
+
+def _hashable(value):
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_hashable(v) for v in value)
+    return value
 
 
 def attach_online_features(recommender, repo_path: str = "feature_repo", fs_yaml: str = "feature_store.yaml",

@@ -56,16 +56,18 @@ def test_attached_online_store_one_lookup_per_request(trained):
     online = attach_online_features(rec, str(repo), clock="snapshot", max_age=timedelta(days=2))
     assert isinstance(online, OnlineFeatures) and rec.ranking.features.store is online and online.ping()
     calls = []
-    real = online.store.get_online_features
-    online.store.get_online_features = lambda *a, **kw: calls.append(kw["entity_rows"]) or real(*a, **kw)
+    real = online.users.fetch
+    online.users.fetch = lambda keys, probe=False: calls.append(list(keys)) or real(keys, probe)
     table = read_view(features_dir(repo), USER_ACTIVITY)
     user = table[table.event_timestamp == pd.Timestamp(summary["last_snapshot"])].user_id.iloc[0]
     recs = rec.recommend(user, k=5)
     assert len(recs) == 5
-    assert calls == [[{"user_id": user}]], "a request reads the user's row once; items come from memory"
+    assert calls == [[user]], "a request reads the user's row once (a key lookup); items come from memory"
     assert online.counts[f"{USER_ACTIVITY}.fresh"] == 1 and online.status()["item_table_age_seconds"] is not None
     assert rec.recommend(user, k=5) == recs  # the cached list, checked against the user's row: one more read
-    assert calls == [[{"user_id": user}]] * 2
+    assert calls == [[user]] * 2
+    fresh = rec.variant(cache={"enabled": False})  # and the rows it ranks from are exactly those read
+    assert fresh.recommend(user, k=5) == recs and calls == [[user]] * 3
 
 
 def test_a_recommender_without_store_features_needs_no_feast(tiny_recommender):
