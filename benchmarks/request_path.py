@@ -92,7 +92,8 @@ def main() -> None:
         bundle = args.bundle or small_bundle(Path(tmp) / "bundle")
         os.environ.update({"RECSYS_MODEL": str(bundle), "RECSYS_RELOAD_INTERVAL": "0", "RECSYS_WARM_UP": "false",
                            "KAFKA_BOOTSTRAP_SERVERS": "", "RECSYS_EXPERIMENT": "", "RECSYS_SHADOW_MODEL": "",
-                           "RECSYS_CACHE_DIR": str(Path(tmp) / "cache"), "RECSYS_LOG_DIR": str(Path(tmp) / "logs")})
+                           "RECSYS_CACHE_DIR": str(Path(tmp) / "cache"), "RECSYS_LOG_DIR": str(Path(tmp) / "logs"),
+                           "RECSYS_EVENT_LOG": str(Path(tmp) / "events.jsonl")})
         from bentos.schemas import RecommendRequest
         from bentos.service import RecommenderService
 

@@ -2,7 +2,7 @@
 
 One small surface for everything the service reads at start-up: which model bundle to serve (and for an
 A/B test or a shadow, which others), how often to look for a promoted version, where feedback goes and
-where experiment logs are written. `RECSYS_SERVING_CONFIG` points at another YAML file of the same shape.
+where experiment logs and the event log are written. `RECSYS_SERVING_CONFIG` points at another YAML file of the same shape.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ class ServingSettings(BaseModel):
     shadow: str | None = None
     kafka_bootstrap_servers: str | None = None
     feedback_topic: str = "recsys.events"
+    event_log: str | None = Field("data/serving/events.jsonl", description="without Kafka: the durable log of "
+                                  "accepted feedback every process of the deployment on the host shares")
     log_dir: str = "data/serving/logs"
     online_features: OnlineFeatureSettings = OnlineFeatureSettings()
     workers: int = Field(1, ge=1, description="BentoML worker processes")
@@ -71,6 +73,7 @@ ENV = {
     "RECSYS_SHADOW_MODEL": (None, "shadow"),
     "KAFKA_BOOTSTRAP_SERVERS": (None, "kafka_bootstrap_servers"),
     "RECSYS_FEEDBACK_TOPIC": (None, "feedback_topic"),
+    "RECSYS_EVENT_LOG": (None, "event_log"),
     "RECSYS_LOG_DIR": (None, "log_dir"),
     "RECSYS_FEATURE_REPO": ("online_features", "repo_path"),
     "RECSYS_FEATURE_STORE_YAML": ("online_features", "fs_yaml"),
@@ -104,6 +107,7 @@ def load_settings(path: str | Path | None = None, environ: dict | None = None) -
             (data[section] if section else data)[key] = value
     settings = ServingSettings.model_validate(data)
     updates = {"cache_dir": str(resolve_path(settings.cache_dir)), "log_dir": str(resolve_path(settings.log_dir)),
+               "event_log": str(resolve_path(settings.event_log)) if settings.event_log else None,
                "online_features": settings.online_features.model_copy(
                    update={"repo_path": str(resolve_path(settings.online_features.repo_path))})}
     if settings.tracking_uri.startswith("sqlite:///") and not settings.tracking_uri.startswith("sqlite:////"):

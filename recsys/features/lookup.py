@@ -93,6 +93,8 @@ class KeyLookup:
         except Exception as error:  # a failed read degrades to missing rows, never a failed request
             health.counts["errors"] += 1
             health.last_error = f"{type(error).__name__}: {error}"
+            if type(error).__name__ == "FeatureViewNotFoundException":  # the repo was applied without it
+                health.last_error += " (apply the Feast repo: python run.py --pipeline features, or feast apply)"
             health.down_until = time.time() + health.retry_after
             log.warning("online store read failed (%s): rows treated as missing for %.0f s", health.last_error,
                         health.retry_after)

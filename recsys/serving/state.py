@@ -250,8 +250,15 @@ class StoreRows:
     def read(self, users: list[str]) -> list[dict]:
         return self.lookup.read(users)
 
-    def ping(self) -> bool:
-        return self.lookup.fetch(["__ping__"], probe=True) is not None
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Whether the store answers a one-key lookup within `timeout` seconds (a slow probe finishes in the
+        background); never raises. A success ends the pause after a failure."""
+        answer = {}
+        thread = threading.Thread(target=lambda: answer.update(ok=self.lookup.fetch(["__ping__"], probe=True)
+                                                               is not None), name="state-store-ping", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        return bool(answer.get("ok"))
 
 
 def store_stamps(features, users, rows) -> tuple[list, bool]:
