@@ -8,9 +8,13 @@ protos into Python values directly: Feast's `get_online_features` plus its answe
 ~40% of a serving worker's samples for one user row, this costs a fraction of it.
 
 Redis keeps all of an entity's views under one hash, so the views are read in one pipelined round trip
-(the calls Feast's own multi-view read batches with; `RedisOnlineStore._read_hash_fields`); sqlite keeps one
-table per view, read one after the other on its one connection. Any other online store: `online_read` per
-view.
+(the calls Feast's own multi-view read batches with; `RedisOnlineStore._read_hash_fields`). sqlite keeps one
+table per view, one row per (entity, feature): they are read in one query (a UNION ALL over the views'
+tables on the store's own connection), the row time decoded once per view -- Feast's `online_read` runs one
+query per view and converts every feature row's timestamp (~3x the time). Any other online store:
+`online_read` per view. Hand-written (both fast paths): they read Feast's storage layout through its
+private helpers (`_read_hash_fields`, `_table_id`, `_get_conn`), checked at first use; a Feast version
+without them takes `online_read`.
 
 Failures: a read that raises is counted (`counts["errors"]`, `last_error`) and answers every row missing;
 for `retry_after` seconds after it, reads answer missing at once without asking the store (a client would
@@ -24,7 +28,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 
 log = logging.getLogger(__name__)
 Row = tuple[datetime | None, dict | None]  # (row time, {feature: python value}); (None, None): no row
@@ -107,6 +111,8 @@ class KeyLookup:
     def _read(self, online, tables, entity_keys) -> list[list[Row]]:
         config = self.store.config
         batched = _redis_read(online, config, tables, entity_keys)
+        if batched is None:
+            batched = _sqlite_read(online, config, tables, entity_keys)
         if batched is not None:
             return batched
         return [[_row(ts, values) for ts, values in online.online_read(config, table, entity_keys)]
@@ -143,6 +149,38 @@ def _redis_read(online, config, tables, entity_keys) -> list[list[Row]] | None:
         out.append(rows)
         at += len(redis_keys)
     return out
+
+
+def _sqlite_read(online, config, tables, entity_keys) -> list[list[Row]] | None:
+    """Every view of every key in one sqlite query, or None when `online` is not Feast's sqlite store."""
+    if type(online).__name__ != "SqliteOnlineStore" or not hasattr(online, "_get_conn"):
+        return None
+    try:
+        from feast.infra.key_encoding_utils import serialize_entity_key
+        from feast.infra.online_stores.sqlite import _quote_id, _table_id
+        from feast.protos.feast.types.Value_pb2 import Value
+    except ImportError:
+        return None
+    versioned = config.registry.enable_online_feature_view_versioning
+    keys = [serialize_entity_key(k, entity_key_serialization_version=config.entity_key_serialization_version)
+            for k in entity_keys]
+    marks = ",".join("?" * len(keys))
+    sql = " UNION ALL ".join(  # CAST: the raw epoch seconds, without the per-row timestamp converter
+        f"SELECT {n}, entity_key, feature_name, value, CAST(event_ts AS INTEGER) FROM "
+        f"{_quote_id(_table_id(config.project, table, versioned))} WHERE entity_key IN ({marks})"
+        for n, table in enumerate(tables))
+    rows = online._get_conn(config).execute(sql, keys * len(tables)).fetchall()
+    at = {key: n for n, key in enumerate(keys)}
+    found = [[{} for _ in keys] for _ in tables]
+    stamps = [[None] * len(keys) for _ in tables]
+    for view, key, name, blob, ts in rows:
+        value = Value()
+        value.ParseFromString(blob)
+        k = at[key]
+        found[view][k][name] = python_value(value)
+        stamps[view][k] = ts
+    return [[(datetime.fromtimestamp(ts, tz=timezone.utc), values) if values else (None, None)
+             for values, ts in zip(found[view], stamps[view])] for view in range(len(tables))]
 
 
 def _row(ts, protos) -> Row:

@@ -64,6 +64,7 @@ class OnlineFeatures(FeastRepoFeatures):
         self._items_loaded_at = 0.0
         self._snapshot_now = 0.0  # the newest snapshot read so far (the "snapshot" clock)
         self._local = threading.local()  # rows `pin`ned for the calling thread's request
+        self._names = {view: spec.names(view) for view in (*USER_VIEWS, *ITEM_VIEWS)}
 
     @property
     def last_error(self) -> str | None:
@@ -83,7 +84,7 @@ class OnlineFeatures(FeastRepoFeatures):
                 self._snapshot_now = max(self._snapshot_now, max(stamps))
         now = self._now()
         for view in views:
-            names = self.spec.names(view)
+            names = self._names[view]
             for row, values in zip(rows, out):
                 ts, got = row.get(view, (None, None))
                 if got is None:
@@ -204,11 +205,10 @@ class OnlineFeatures(FeastRepoFeatures):
 
 
 def _hashable(value):
-    if value is None or (isinstance(value, float) and value != value):
-        return None
+    """A row value as a stamp part: NaN as None (NaN != NaN would make every stamp new), lists as tuples."""
     if isinstance(value, (list, tuple, np.ndarray)):
-        return tuple(_hashable(v) for v in value)
-    return value
+        return tuple(None if v is None or v != v else v for v in value)
+    return None if value is None or value != value else value
 
 
 def attach_online_features(recommender, repo_path: str = "feature_repo", fs_yaml: str = "feature_store.yaml",

@@ -104,8 +104,8 @@ class OnlineState:
             self._row_stamps[user] = stamp
             new.extend((user, i, t, s, e) for e, i, t, s in zip(values["rt_event_ids"], values["rt_item_ids"],
                                                                  values["rt_event_types"], values["rt_event_seconds"]))
-        if new:
-            self.apply_tuples(new, replay=True)
+        if new:  # a changed row holds the events applied before too: they are skipped without being counted
+            self.apply_tuples(new, replay=True, count=False)
 
     # ---- applying events ----
     def apply(self, events, now: float) -> tuple[dict, list[str]]:
@@ -118,9 +118,10 @@ class OnlineState:
             return self.apply_tuples(quick)
         return self._apply_frame(normalise_events(events, now))
 
-    def apply_tuples(self, events: list[tuple], replay: bool = False) -> tuple[dict, list[str]]:
+    def apply_tuples(self, events: list[tuple], replay: bool = False, count: bool = True) -> tuple[dict, list[str]]:
         """Apply (user, item, event_type, seconds, event_id or None) tuples, one at a time (the usual case:
-        a /feedback event, a row's few new events). `replay`: events from the log or the store, counted."""
+        a /feedback event, a row's few new events). `replay`: events from the log or the store (counted as
+        applied, their age kept); `count`: count the events skipped (duplicates, in_bundle)."""
         applied = unknown = impressions = 0
         late, changed = [], {}
         now = time.time()
@@ -128,7 +129,7 @@ class OnlineState:
         index, weights = history.catalog.index, history.event_weights
         with self.lock:
             for user, item, kind, seconds, key in events:
-                if key is not None and not self._fresh(user, key, seconds):
+                if key is not None and not self._fresh(user, key, seconds, count):
                     continue
                 if replay:  # how long the event took to reach this process (the service's freshness)
                     self.ages.append(now - seconds)
@@ -176,19 +177,19 @@ class OnlineState:
                   "impressions": int(is_imp.sum())}
         return counts, list(pd.unique(events[USER_ID])) if len(events) else []
 
-    def _fresh(self, user: str, key: str, seconds: float) -> bool:
+    def _fresh(self, user: str, key: str, seconds: float, count: bool = True) -> bool:
         """Whether an event with an id is new here: not applied yet, and newer than the user's history in
         the loaded bundle. Remembers it. Call under the lock."""
         ids = self._ids.get(user)
         if ids is not None and key in ids:
-            self.counts["duplicates"] += 1
+            self.counts["duplicates"] += count
             return False
         mark = self._mark.get(user)
         if mark is None:
             last = self.history.timestamps(user)
             mark = self._mark[user] = float(last[-1]) if len(last) else float("-inf")
         if seconds <= mark:
-            self.counts["in_bundle"] += 1
+            self.counts["in_bundle"] += count
             return False
         if ids is None:
             ids = self._ids[user] = {}
