@@ -3,6 +3,7 @@
     python benchmarks/request_path.py                  # a small bundle built here (recsys.training, no TensorFlow)
     python benchmarks/request_path.py --bundle DIR     # any model bundle
     python benchmarks/request_path.py --show           # also print the sequence of stays
+    python benchmarks/request_path.py --serving-only   # only bentos/ and recsys/serving/ count as places
 
 Follows one request from the BentoML handler (`RecommenderService.recommend`, called in process on the
 service class, no HTTP) with `sys.setprofile`: at every Python call and return, the innermost frame that
@@ -10,6 +11,9 @@ belongs to the project (bentos/ or recsys/; library frames count as the project 
 where the request is. Consecutive events in the same file are one **stay**; a stay in a file the request had
 already left is a **return**. Printed for a known user whose ranked list is cached (the common request) and
 for one whose list is not (retrieve + rank run), plus the distinct files and how often each is entered.
+With `--serving-only`, the libraries the serving layer calls (features, retrieval, ranking, monitoring) count
+as the serving file that called them: the orchestration alone. Copy the script into another checkout to trace
+that code the same way.
 """
 
 from __future__ import annotations
@@ -46,14 +50,14 @@ def small_bundle(path: Path) -> Path:
     return save_bundle(rec, path, {}, {"data": DATA}, version="trace")
 
 
-def trace(call) -> list[str]:
+def trace(call, places=PROJECT) -> list[str]:
     """The project files `call()` runs in, one entry per stay."""
     stays: list[str] = []
 
     def where(frame):
         while frame is not None:
             name = frame.f_code.co_filename
-            if name.startswith(PROJECT):
+            if name.startswith(places):
                 return os.path.relpath(name, ROOT)
             frame = frame.f_back
         return None
@@ -87,6 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bundle", type=Path, help="serve this bundle (default: a small one built here)")
     parser.add_argument("--show", action="store_true", help="print each request's sequence of stays")
+    parser.add_argument("--serving-only", action="store_true", help="count stays in bentos/ and recsys/serving/")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="request-path-") as tmp:
         bundle = args.bundle or small_bundle(Path(tmp) / "bundle")
@@ -109,9 +114,11 @@ def main() -> None:
             return lambda: asyncio.run(service.recommend(RecommendRequest(user_id=user, k=10)))
 
         request(users[2])()  # first calls build lazy tables: not what a request in steady state does
-        print(f"bundle {bundle}; one /recommend (k=10) through RecommenderService.recommend, in process")
-        summary(f"cached user ({cached})", trace(request(cached)), args.show)
-        summary(f"uncached user ({uncached})", trace(request(uncached)), args.show)
+        places = (PROJECT[0], str(ROOT / "recsys" / "serving") + os.sep) if args.serving_only else PROJECT
+        print(f"bundle {bundle}; one /recommend (k=10) through RecommenderService.recommend, in process; places: "
+              f"{'bentos/ and recsys/serving/' if args.serving_only else 'bentos/ and recsys/'}")
+        summary(f"cached user ({cached})", trace(request(cached), places), args.show)
+        summary(f"uncached user ({uncached})", trace(request(uncached), places), args.show)
         service.runtime.close()
 
 

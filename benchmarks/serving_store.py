@@ -123,7 +123,10 @@ def profile_shares(pid: int, seconds: float, out: Path) -> dict:
                     "--nonblocking", "--format", "raw", "--output", str(out)], check=True, capture_output=True)
     counts = Counter()
     for line in out.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
+        m = re.match(r"^(.*) (\d+)$", line)
+        if not m:  # not a stack (a frame name may hold spaces, a count never does)
+            continue
+        stack, n = m.groups()
         frames = stack.split(";")
         counts["total"] += int(n)
         for name, frames_of in (("state", STATE_FRAMES), ("recommender", RECOMMENDER_FRAMES)):

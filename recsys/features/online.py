@@ -65,6 +65,7 @@ class OnlineFeatures(FeastRepoFeatures):
         self._snapshot_now = 0.0  # the newest snapshot read so far (the "snapshot" clock)
         self._local = threading.local()  # rows `pin`ned for the calling thread's request
         self._names = {view: spec.names(view) for view in (*USER_VIEWS, *ITEM_VIEWS)}
+        self._checked: set[str] = set()  # views whose registered schema holds the spec's columns
 
     @property
     def last_error(self) -> str | None:
@@ -73,49 +74,67 @@ class OnlineFeatures(FeastRepoFeatures):
     def _now(self) -> float:
         return time.time() if self.clock == "wall" else self._snapshot_now
 
-    def _values(self, rows: list[dict], views) -> list[dict]:
-        """Per entity {column: value} from its lookup rows, each view's columns None where its row is
-        missing or older than `max_age` (counted per view: fresh, stale, missing)."""
-        out = [{} for _ in rows]
+    def _fresh(self, rows: list[dict], views) -> list[dict]:
+        """Per entity {view: its row's Values, or None where the row is missing or older than `max_age`}
+        (counted per view: fresh, stale, missing). Looks at the row times only: nothing is parsed."""
         counts = self.counts
         if self.clock == "snapshot":  # the newest snapshot seen is "now"
             stamps = [ts.timestamp() for row in rows for ts, _ in row.values() if ts is not None]
             if stamps:
                 self._snapshot_now = max(self._snapshot_now, max(stamps))
-        now = self._now()
+        now, out = self._now(), [{} for _ in rows]
         for view in views:
-            names = self._names[view]
-            for row, values in zip(rows, out):
+            for row, kept in zip(rows, out):
                 ts, got = row.get(view, (None, None))
                 if got is None:
                     counts[f"{view}.missing"] += 1
-                    values.update(dict.fromkeys(names))
-                    continue
-                missing = [c for c in names if c not in got]
-                if missing:
-                    raise KeyError(f"the online store lacks {missing}: re-apply feature_repo with the spec the "
-                                   "ranker was trained on (python run.py --pipeline features)")
-                if now - ts.timestamp() > self.max_age:
+                    kept[view] = None
+                elif now - ts.timestamp() > self.max_age:
                     counts[f"{view}.stale"] += 1
-                    values.update(dict.fromkeys(names))
-                    continue
-                counts[f"{view}.fresh"] += 1
-                values.update((c, got[c]) for c in names)
+                    kept[view] = None
+                else:
+                    counts[f"{view}.fresh"] += 1
+                    kept[view] = got
         return out
+
+    def _columns(self, fresh: dict) -> dict:
+        """{column: value} of one entity's fresh rows (`_fresh`), None where a view's row is not fresh (or a
+        feature of it was stored empty)."""
+        values = {}
+        for view, got in fresh.items():
+            names = self._names[view]
+            if got is None:
+                values.update(dict.fromkeys(names))
+                continue
+            if view not in self._checked:
+                self._check(view)
+            values.update((c, got.get(c)) for c in names)
+        return values
+
+    def _check(self, view: str) -> None:
+        """The registered view must hold every column the ranker was trained on (a repo applied with another
+        spec would silently serve missing features)."""
+        registered = {f.name for f in self.store.get_feature_view(view).features}
+        missing = [c for c in self._names[view] if c not in registered]
+        if missing:
+            raise KeyError(f"the online store lacks {missing}: re-apply feature_repo with the spec the ranker "
+                           "was trained on (python run.py --pipeline features)")
+        self._checked.add(view)
 
     # ---- the request's user rows ----
     def pin(self, user_ids, rows: list[dict] | None = None) -> list[tuple]:
         """Take the users' rows for every `user_features` call of this thread until `unpin`: `rows` from the
-        request's one lookup (per user {view: (time, values)}, recsys.features.lookup), or read here. Returns
-        each user's stamp: the row as served (after the freshness check) and the item table's load time, what
-        a ranked list computed from them depends on (recsys/serving/lists.py)."""
+        request's one lookup (per user {view: (time, Values)}, recsys.features.lookup), or read here. Returns
+        each user's stamp: the stored bytes of each fresh row (None: missing or stale) and the item table's
+        load time, what a ranked list computed from them depends on (recsys/serving/lists.py). Nothing is
+        parsed until a list is computed from them."""
         ids = [str(u) for u in user_ids]
         if not self._items_loaded_at:
             self.refresh_items()  # sets the snapshot clock before the first user read
-        values = self._values(self.users.read(ids) if rows is None else rows, USER_VIEWS)
-        self._local.rows = dict(zip(ids, values))
+        fresh = self._fresh(self.users.read(ids) if rows is None else rows, USER_VIEWS)
+        self._local.rows = dict(zip(ids, fresh))
         loaded = self._items_loaded_at
-        return [(loaded, tuple(_hashable(v) for v in row.values())) for row in values]
+        return [(loaded, tuple(None if row[v] is None else row[v].blobs for v in USER_VIEWS)) for row in fresh]
 
     def unpin(self) -> None:
         self._local.rows = None
@@ -138,13 +157,13 @@ class OnlineFeatures(FeastRepoFeatures):
         ids = [str(u) for u in user_ids]
         pinned = getattr(self._local, "rows", None)
         if pinned is not None and all(i in pinned for i in ids):
-            values = [pinned[i] for i in ids]
+            fresh = [pinned[i] for i in ids]
         else:
             if not self._items_loaded_at:
                 self.refresh_items()
-            values = self._values(self.users.read(ids), USER_VIEWS)
-        columns = self.user_columns
-        return pd.DataFrame({c: [row.get(c) for row in values] for c in columns}, index=range(len(ids)))
+            fresh = self._fresh(self.users.read(ids), USER_VIEWS)
+        values = [self._columns(row) for row in fresh]
+        return pd.DataFrame({c: [row[c] for row in values] for c in self.user_columns}, index=range(len(ids)))
 
     def item_features(self, item_ids, ref_times=None) -> pd.DataFrame:
         """From the in-memory table; a refresh starts in the background once it is older than the interval."""
@@ -166,7 +185,7 @@ class OnlineFeatures(FeastRepoFeatures):
             rows = self._item_lookup.fetch(ids)
             if rows is None:
                 return 0  # keep serving the previous table
-            values = self._values(rows, ITEM_VIEWS)
+            values = [self._columns(row) for row in self._fresh(rows, ITEM_VIEWS)]
             frame = pd.DataFrame({c: [row.get(c) for row in values] for c in self.item_columns},
                                  index=pd.Index(ids))
             self._items, self._items_loaded_at = frame.apply(pd.to_numeric, errors="coerce"), time.time()
@@ -202,13 +221,6 @@ class OnlineFeatures(FeastRepoFeatures):
                 "item_table_age_seconds":
                     round(time.time() - self._items_loaded_at, 1) if self._items_loaded_at else None,
                 "counts": dict(self.counts), "last_error": self.last_error}
-
-
-def _hashable(value):
-    """A row value as a stamp part: NaN as None (NaN != NaN would make every stamp new), lists as tuples."""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return tuple(None if v is None or v != v else v for v in value)
-    return None if value is None or value != value else value
 
 
 def attach_online_features(recommender, repo_path: str = "feature_repo", fs_yaml: str = "feature_store.yaml",

@@ -10,7 +10,7 @@ Format: JSON lines, each the event contract of recsys.streaming.events (what Kaf
 one `write` on an `O_APPEND` descriptor per batch, so concurrent writers' lines never interleave; a reader
 only takes complete lines (a line still being written is read next time). Lines that do not parse are
 skipped and counted. The file only grows: ~250 bytes an event (a million events replay in a few seconds
-at start-up); move it aside when a newly trained bundle already holds its events.
+at start-up); move it aside, with the service stopped, when a newly trained bundle already holds its events.
 
 Hand-written: a JSON-lines append with fsync; sqlite's WAL would do the durability but not the cheap
 "anything new?" check a request makes (one fstat).
@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+CHUNK = 32 * 2**20  # bytes read per call at most (a replay reads the log in pieces)
 
 
 class EventLog:
@@ -65,7 +66,7 @@ class LogReader:
         self.counts: Counter = Counter()
         self._lock = threading.Lock()
 
-    def new(self) -> list[tuple]:
+    def new(self, max_bytes: int = CHUNK) -> list[tuple]:
         with self._lock:
             if self._file is None:
                 if not self.path.exists():
@@ -75,7 +76,7 @@ class LogReader:
             if size <= self.offset:
                 return []
             self._file.seek(self.offset)
-            chunk = self._file.read(size - self.offset)
+            chunk = self._file.read(min(size - self.offset, max_bytes))
             end = chunk.rfind(b"\n") + 1
             self.offset += end
         out = []

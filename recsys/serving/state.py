@@ -50,7 +50,7 @@ class OnlineState:
         self.lock = threading.Lock()
         self._ids: dict[str, dict[str, float]] = {}  # user -> {event id: seconds} applied (or skipped) here
         self._mark: dict[str, float] = {}  # user -> newest event time the bundle holds (set when first needed)
-        self._row_stamps: dict[str, tuple] = {}  # user -> stamp of the store row last applied
+        self._row_stamps: dict[str, int] = {}  # user -> hash of the store row last applied
         self.rows = None  # recsys.serving.state.StoreRows: the per-request lookup (Kafka mode)
         self.log = None  # recsys.serving.eventlog.LogReader (direct mode)
         self.counts: Counter = Counter()
@@ -59,8 +59,12 @@ class OnlineState:
     # ---- sources ----
     def use_log(self, reader) -> dict:
         """Follow a shared event log: replay what it holds now (a restart), then `sync` tails it."""
-        self.log = reader
-        return self.apply_tuples(reader.new(), replay=True)[0]
+        self.log, total = reader, Counter()
+        while True:  # in pieces: a long log is not read into memory at once
+            events = reader.new()
+            if not events:
+                return dict(total)
+            total.update(self.apply_tuples(events, replay=True)[0])
 
     def use_store(self, rows) -> None:
         """Read each requesting user's real-time row from the online store on `sync` (Kafka mode)."""
@@ -96,11 +100,11 @@ class OnlineState:
         new = []
         for user, row in zip(users, rows):
             _, values = row.get(USER_EVENTS, (None, None))
-            if not values or values.get("rt_event_ids") is None:
+            if values is None or "rt_event_ids" not in values:
                 continue
-            stamp = (len(values["rt_event_ids"]), values["rt_event_ids"][-1])
+            stamp = hash(values.blobs)  # the stored bytes: a row changes (a late event too) iff they do
             if self._row_stamps.get(user) == stamp:
-                continue  # the row this process applied last: nothing new (the usual request)
+                continue  # the row this process applied last: nothing new, nothing parsed (the usual request)
             self._row_stamps[user] = stamp
             new.extend((user, i, t, s, e) for e, i, t, s in zip(values["rt_event_ids"], values["rt_item_ids"],
                                                                  values["rt_event_types"], values["rt_event_seconds"]))
