@@ -4,6 +4,8 @@
     python run.py --pipeline train                                  # configs/train.yaml, local stack
     python run.py --pipeline train --config configs/train_movielens.yaml --no-cache
     python run.py --pipeline batch                                  # configs/batch.yaml
+    python run.py --pipeline drift                                  # the next week against production
+    python run.py --pipeline retrain --every 3600                   # the loop, once an hour
     python run.py --pipeline train --stack kubeflow                 # see stacks/README.md
 
 Relative paths in configs (data/...) are relative to this directory, wherever the command starts.
@@ -13,6 +15,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tensorflow-recommenders needs Keras 2 (tf-keras)
@@ -21,8 +24,9 @@ ROOT = Path(__file__).resolve().parent
 PIPELINES = {  # name -> (module, pipeline function, default config); None: not built yet
     "features": ("pipelines.features", "features_pipeline", "configs/features.yaml"),
     "train": ("pipelines.training", "train_pipeline", "configs/train.yaml"),
-    "drift": None,
-    "retrain": None,
+    "drift": ("pipelines.drift", "drift_pipeline", "configs/drift.yaml"),
+    "retrain": ("pipelines.retrain", "retrain_pipeline", "configs/retrain.yaml"),
+    "rollback": ("pipelines.rollback", "rollback_pipeline", "configs/rollback.yaml"),
     "deploy": None,
     "batch": ("pipelines.batch", "batch_inference_pipeline", "configs/batch.yaml"),
     "stream": None,
@@ -35,6 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, help="ZenML run configuration (default: one per pipeline)")
     parser.add_argument("--stack", default="local", choices=("local", "kubeflow"))
     parser.add_argument("--no-cache", action="store_true", help="re-run every step")
+    parser.add_argument("--every", type=float, metavar="SECONDS", help="run again every SECONDS (a local schedule)")
     return parser.parse_args(argv)
 
 
@@ -53,6 +58,11 @@ def where_to_look(run) -> None:
         store = run.steps["materialize_features"].regular_outputs["feature_materialization"].load()
         print(f"features: {store['features_dir']} -> Feast online store ({store['fs_yaml']}) up to "
               f"{store['materialized']['end']}; inspect it: cd {store['repo_path']} && feast feature-views list")
+    for step, artifact in (("check_drift", "drift_verdict"), ("decide_retrain", "retrain_decision"),
+                           ("promote_challenger", "promotion"), ("rollback_model", "rollback")):
+        if step in run.steps:
+            value = run.steps[step].regular_outputs[artifact].load()
+            print(value.summary() if hasattr(value, "summary") else getattr(value, "reason", value))
     if "batch_predict" in run.steps:
         output = run.steps["batch_predict"].config.parameters["output_path"]
         print(f"recommendations: {(ROOT / output).resolve()}")
@@ -81,10 +91,13 @@ def main(argv=None) -> int:
         print(f"cannot use the {args.stack} stack: {error}", file=sys.stderr)
         return 2
     pipeline = getattr(importlib.import_module(module), name)
-    run = pipeline.with_options(config_path=str(config), enable_cache=False if args.no_cache else None,
-                                settings=settings or None)()
-    where_to_look(run)
-    return 0
+    while True:
+        run = pipeline.with_options(config_path=str(config), enable_cache=False if args.no_cache else None,
+                                    settings=settings or None)()
+        where_to_look(run)
+        if not args.every:
+            return 0
+        time.sleep(args.every)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,6 @@ from steps.inference import batch_predict, load_promoted_bundle
 @pipeline(cache_policy=CACHE_POLICY)  # reuse a step only while recsys/ is unchanged
 def batch_inference_pipeline(source: str = "synthetic", source_params: Optional[Dict[str, Any]] = None):
     """`source` / `source_params` name the known interactions (as in the training configs)."""
-    recommender = load_promoted_bundle()
+    recommender, _ = load_promoted_bundle()
     interactions, _, users = data_pipeline(source, source_params)
     batch_predict(recommender, interactions, users)

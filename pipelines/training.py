@@ -1,5 +1,6 @@
 """Training pipeline: data -> split -> two-tower + index -> candidates -> ranker -> Recommender -> evaluate
--> quality gate -> register (bundle, MLflow version + alias, ZenML model stage) when the gate passes.
+-> quality gate -> refit on all of the data with the chosen settings -> register (bundle, MLflow version +
+alias, ZenML model stage) when the gate passes.
 With `store_features`, the features sub-pipeline (job -> feast apply -> materialize) runs first and the
 ranker reads Feast's point-in-time features."""
 
@@ -17,6 +18,7 @@ from steps.training import (
     assemble_recommender,
     build_ann_index,
     generate_candidates,
+    refit_recommender,
     train_ranker,
     train_retrieval,
 )
@@ -37,4 +39,5 @@ def train_pipeline(source: str = "synthetic", source_params: Optional[Dict[str, 
     recommender = assemble_recommender(generator, ranker, items, users, train, valid)
     metrics, _ = evaluate(recommender, train, valid, test, items)
     gate_passed = quality_gate(metrics)
-    register_model(recommender, test, gate_passed, metrics, recall, importance)
+    production, data_window = refit_recommender(recommender, train, valid, test, items, users, gate_passed)
+    register_model(production, data_window, gate_passed, metrics, recall, importance)

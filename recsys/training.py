@@ -157,3 +157,98 @@ def refresh_recommender(recommender: Recommender, interactions: pd.DataFrame, re
             features.fit(recommender.history, features.source_names)
         recommender.refresh_trends()
     return recommender
+
+
+# ---- the whole chain, for the retrain loop and the refit of a model about to be registered ----
+
+STAGES = ("train_retrieval", "build_ann_index", "generate_candidates", "train_ranker", "assemble_recommender")
+
+
+def train_staged(train: pd.DataFrame, valid: pd.DataFrame, items, users, recipe: dict | None = None,
+                 store=None) -> tuple[Recommender, dict, pd.DataFrame]:
+    """The training pipeline's chain in one call (train_retrieval -> build_ann_index -> generate_candidates
+    -> train_ranker -> assemble_recommender): what the retrain pipeline's challenger runs. `recipe` maps
+    those step names to their `params` (as configs/train.yaml and a bundle's config.json record them);
+    `train_retrieval: null` drops the two-tower. Returns (recommender knowing train + valid, the settings
+    the validation chose -- what `refit_staged` reuses --, the ranker's feature importance)."""
+    recipe = recipe or {}
+    model = index = None
+    if "train_retrieval" not in recipe or recipe["train_retrieval"] is not None:
+        from recsys.retrieval.index import AnnIndex
+        from recsys.retrieval.two_tower import TwoTowerConfig, train_two_tower
+
+        model = train_two_tower(train, valid, items, users, TwoTowerConfig(**(recipe.get("train_retrieval") or {})))
+        index = AnnIndex.build(model.item_embeddings, model.item_ids, **(recipe.get("build_ann_index") or {}))
+    generator = fit_candidate_generator(train, valid, items, users, model, index, recipe.get("generate_candidates"))
+    ranking, importance = fit_ranker(generator, train, valid, items, users, recipe.get("train_ranker"), store)
+    history = pd.concat([train, valid], ignore_index=True)
+    recommender = build_recommender(generator, ranking, items, users, history, recipe.get("assemble_recommender"))
+    return recommender, chosen_settings(model, ranking), importance
+
+
+def chosen_settings(two_tower, ranking: RankingModel | None) -> dict:
+    """What validation chose: the two-tower's best epoch and the ranker's boosting rounds."""
+    settings = {}
+    if two_tower is not None and two_tower.history:
+        recalls = [h.get("val_recall", float("nan")) for h in two_tower.history]
+        finite = [i for i, r in enumerate(recalls) if r == r]
+        settings["two_tower_epochs"] = (max(finite, key=lambda i: recalls[i]) if finite else len(recalls) - 1) + 1
+    if ranking is not None:
+        settings["ranker_rounds"] = int(ranking.ranker.num_rounds)
+    return settings
+
+
+def refit_staged(recommender: Recommender, settings: dict, recipe: dict | None, train: pd.DataFrame,
+                 valid: pd.DataFrame, test: pd.DataFrame, items, users) -> Recommender:
+    """The model to register, learnt from all of train + valid + test with the settings validation chose
+    (no early stopping): the two-tower trained for `two_tower_epochs` on everything, the ranker relearnt
+    for `ranker_rounds` with labels one step later (candidates from train + valid histories, labelled by
+    test), every candidate source and item statistic fitted on everything. The ranker's candidates come from
+    the evaluated two-tower (trained on train alone) so its labels never leak into a feature; serving then
+    uses the refitted one. Serving settings are the evaluated recommender's."""
+    recipe = dict(recipe or {})
+    tower = next((s for s in recommender.generator.sources if isinstance(s, TwoTowerSource)), None)
+    first_tower, first_index = (tower.model, tower.index) if tower is not None else (None, None)
+    known = pd.concat([train, valid], ignore_index=True)
+    everything = pd.concat([train, valid, test], ignore_index=True)
+    ranker_params = dict(recipe.get("train_ranker") or {})
+    ranking = recommender.ranking
+    if ranking is not None and "ranker_rounds" in settings:
+        labelled = fit_candidate_generator(known, test, items, users, first_tower, first_index,
+                                           recipe.get("generate_candidates"))
+        ranker_params.update(num_rounds=settings["ranker_rounds"], early_stopping=0)
+        store = getattr(ranking.features, "store", None)
+        ranking, _ = fit_ranker(labelled, known, test, items, users, ranker_params, store)
+    model = index = None
+    if first_tower is not None:
+        from recsys.retrieval.index import AnnIndex
+        from recsys.retrieval.two_tower import TwoTowerConfig, train_two_tower
+
+        config = {**(recipe.get("train_retrieval") or {}), "epochs": int(settings.get("two_tower_epochs", 1))}
+        model = train_two_tower(everything, None, items, users, TwoTowerConfig(**config))
+        index = AnnIndex.build(model.item_embeddings, model.item_ids, **(recipe.get("build_ann_index") or {}))
+    generator = fit_candidate_generator(everything, everything.iloc[:0], items, users, model, index,
+                                        recipe.get("generate_candidates"))
+    refit = Recommender(generator.catalog, generator, ranking,
+                        make_history(generator.catalog, everything, event_weights=recommender.history.event_weights),
+                        recommender.config, recommender.version, users=users)
+    if ranking is not None:
+        ranking.features.fit(refit.history, generator.score_names)
+    log.info("refit on %d interactions (two-tower %s epochs, ranker %s rounds)", len(everything),
+             settings.get("two_tower_epochs"), settings.get("ranker_rounds"))
+    return refit
+
+
+def train_on(interactions: pd.DataFrame, items, users, recipe: dict | None = None,
+             split: dict | None = None) -> tuple[Recommender, dict]:
+    """A production-ready model from one block of interactions, the way the training pipeline makes one:
+    split (`split`: method and ratios, default per-user temporal 80/10/10), `train_staged` on train / valid,
+    then `refit_staged` on all of it. What the retrain loop's challenger is. Returns (model, settings)."""
+    from recsys.data.splits import split_interactions
+
+    split = {"method": "temporal_user", "ratios": [0.8, 0.1, 0.1], **(split or {})}
+    parts = split_interactions(interactions, split["method"], split["ratios"])
+    log.info("training on %d interactions (train %d, valid %d, test %d)", len(interactions), len(parts.train),
+             len(parts.valid), len(parts.test))
+    evaluated, settings, _ = train_staged(parts.train, parts.valid, items, users, recipe)
+    return refit_staged(evaluated, settings, recipe, parts.train, parts.valid, parts.test, items, users), settings

@@ -49,3 +49,23 @@ def run_configuration() -> dict[str, Any]:
         "parameters": dict(snapshot.pipeline_configuration.parameters or {}),
         "steps": {name: dict(step.config.parameters) for name, step in snapshot.step_configurations.items()},
     }
+
+
+def previous_verdicts(model_name: str, limit: int = 200) -> list:
+    """The drift verdicts earlier runs recorded for `model_name` (artifacts named steps.names.DRIFT_VERDICT,
+    newest first, at most `limit`): the policy's memory of consecutive windows and where the last window
+    ended. Unreadable versions (an older format) are skipped."""
+    from zenml.client import Client
+
+    from recsys.monitoring.verdict import DriftVerdict
+    from steps.names import DRIFT_VERDICT
+
+    found = []
+    for version in Client().list_artifact_versions(name=DRIFT_VERDICT, sort_by="desc:created", size=limit).items:
+        try:
+            verdict = version.load()
+        except Exception:  # noqa: BLE001 - a verdict from an older format is not evidence
+            continue
+        if isinstance(verdict, DriftVerdict) and verdict.model_name == model_name:
+            found.append(verdict)
+    return found

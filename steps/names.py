@@ -28,6 +28,8 @@ CANDIDATE_RECALL = "candidate_recall"
 RANKER = "ranker"
 FEATURE_IMPORTANCE = "feature_importance"
 RECOMMENDER = "recommender"
+PRODUCTION_RECOMMENDER = "production_recommender"  # the evaluated one refit on all of its data
+DATA_WINDOW = "data_window"  # first / last interaction time the registered model learnt from
 
 # evaluation and promotion
 EVALUATION_METRICS = "evaluation_metrics"
@@ -35,6 +37,24 @@ EVALUATION_REPORT = "evaluation_report"
 GATE_PASSED = "gate_passed"
 REGISTRATION = "registration"
 
-# inference
+# inference and monitoring: the production model and what it was registered with
 PROMOTED_RECOMMENDER = "promoted_recommender"
+PROMOTED_INFO = "promoted_info"
 BATCH_RECOMMENDATIONS = "batch_recommendations"
+
+# monitoring loop: the windows, the verdict and its report, the decision, the challenger, the comparison
+REFERENCE_WINDOW = "reference_interactions"
+BEFORE_WINDOW = "interactions_before_window"
+CURRENT_WINDOW = "window_interactions"
+WINDOW_ITEMS = "window_items"
+WINDOW_USERS = "window_users"
+WINDOW = "window"
+DRIFT_VERDICT = "drift_verdict"
+DRIFT_REPORT = "drift_report"
+DRIFT_SNAPSHOTS = "drift_snapshots"
+RETRAIN_DECISION = "retrain_decision"
+CHALLENGER = "challenger"
+CHALLENGER_INFO = "challenger_info"
+COMPARISON = "champion_vs_challenger"
+PROMOTION = "promotion"
+ROLLBACK = "rollback"

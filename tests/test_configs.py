@@ -6,7 +6,7 @@ and step-configuration keys against ZenML's own models; `steps:` names against t
 invocations; parameters against the pipeline and step signatures; and the plain-dict parameters that
 recsys reads (data source, two-tower, index, candidate sources, gate) against what recsys accepts.
 The file name says which pipeline a config is for: train*.yaml -> train_pipeline, batch*.yaml -> batch,
-features*.yaml -> features_pipeline.
+features*.yaml -> features_pipeline, drift*.yaml, retrain*.yaml, rollback*.yaml likewise.
 """
 
 import dataclasses
@@ -22,7 +22,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((PROJECT_ROOT / "configs").glob("*.y*ml"))
 PIPELINES = {"train": ("pipelines.training", "train_pipeline"),
              "batch": ("pipelines.batch", "batch_inference_pipeline"),
-             "features": ("pipelines.features", "features_pipeline")}
+             "features": ("pipelines.features", "features_pipeline"),
+             "drift": ("pipelines.drift", "drift_pipeline"),
+             "retrain": ("pipelines.retrain", "retrain_pipeline"),
+             "rollback": ("pipelines.rollback", "rollback_pipeline")}
 # Rows of the evaluation table besides "recommender": recsys.training.comparison_models names.
 COMPARISON_MODELS = {"popularity", "two_tower_only", "item_item_only"}
 
@@ -112,6 +115,9 @@ def test_recsys_parameters_are_accepted(path):
     from recsys.training import SOURCE_CLASSES
 
     config = load(path)
+    check_loop_parameters(config)
+    if "source" not in (config.get("parameters") or {}):
+        return
     source = config["parameters"]["source"]
     assert source in SOURCES
     accepted = set(inspect.signature(_BUILDERS[source]).parameters)
@@ -162,3 +168,26 @@ def test_gate_names_real_metrics_and_models(path):
                               item_popularity=pd.Series({"a": 0.5, "b": 0.5}))
     table = pd.DataFrame(0.5, index=[CANDIDATE, *COMPARISON_MODELS], columns=list(columns))
     check_gate(table, step_parameters(config, "quality_gate")["thresholds"])  # ValueError on unknown names
+
+
+def check_loop_parameters(config: dict) -> None:
+    """The monitoring loop's event source, drift thresholds, policy, promotion rule and recipe overrides."""
+    from recsys.data.shifts import Shift
+    from recsys.data.synthetic import generate_travel_data
+    from recsys.data.windows import KINDS
+    from recsys.monitoring.drift import Thresholds
+    from recsys.monitoring.policy import RetrainPolicy
+    from recsys.registry.promotion import PromotionRule
+    from recsys.training import STAGES
+
+    current = (config.get("parameters") or {}).get("current")
+    if current is not None:
+        assert current["source"] in KINDS and not set(current) - {"source", "params"}
+        if current["source"] == "synthetic":
+            params = dict(current.get("params") or {})
+            Shift.parse(params.pop("shift", None))  # ValueError on an unknown kind or setting
+            assert not set(params) - set(inspect.signature(generate_travel_data).parameters)
+    Thresholds.parse(step_parameters(config, "check_drift").get("thresholds"))
+    RetrainPolicy.model_validate(step_parameters(config, "decide_retrain").get("policy") or {})
+    PromotionRule.model_validate(step_parameters(config, "compare_models").get("rule") or {})
+    assert not set(step_parameters(config, "train_challenger").get("recipe") or {}) - set(STAGES)

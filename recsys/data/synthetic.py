@@ -14,6 +14,8 @@ Everything is numpy-vectorised per chunk of sessions, so 10M events take seconds
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -107,6 +109,68 @@ def _make_items(rng, n_items, cat_vecs, n_latent):
     return dest, cat, tier.astype(int), stars, np.round(price, 2), vec.astype(np.float32), pop.astype(np.float32)
 
 
+@dataclass
+class TravelWorld:
+    """Everything about the marketplace that does not change from session to session: users, hotels,
+    launch days. `generate_travel_data` simulates its first `days` days; recsys.data.shifts simulates the
+    days after them (with or without a planted shift) from the same world."""
+
+    n_users: int
+    n_items: int
+    seed: int
+    start: pd.Timestamp
+    days: int
+    n_latent: int
+    cat_vecs: np.ndarray
+    age: np.ndarray
+    budget: np.ndarray
+    home: np.ndarray
+    taste: np.ndarray
+    activity: np.ndarray
+    dest: np.ndarray
+    cat: np.ndarray
+    tier: np.ndarray
+    stars: np.ndarray
+    price: np.ndarray
+    vec: np.ndarray
+    pop: np.ndarray
+    launch: np.ndarray  # day index each hotel appears (-1: from the start)
+
+    def users_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({USER_ID: _ids("u", self.n_users, 5),
+                             "home_region": np.array(HOME_REGIONS, object)[self.home],
+                             "budget": np.array(BUDGETS, object)[self.budget],
+                             "age_band": np.array(AGE_BANDS, object)[self.age]})
+
+    def item_ids(self) -> np.ndarray:
+        """Hotel ids; hotels added by a shift continue the numbering at the base catalogue's width."""
+        width = max(4, len(str(self.n_items - 1)))
+        return np.array([f"h{i:0{width}d}" for i in range(len(self.dest))], dtype=object)
+
+    def items_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({ITEM_ID: self.item_ids(),
+                             "destination": np.array([d[0] for d in DESTINATIONS], object)[self.dest],
+                             "region": np.array([d[1] for d in DESTINATIONS], object)[self.dest],
+                             "category": np.array(CATEGORIES, object)[self.cat],
+                             "price_tier": self.tier, "stars": self.stars, "price": self.price})
+
+
+def travel_world(n_users: int = 2000, n_items: int = 500, seed: int = 42, start: str = "2025-01-01",
+                 days: int = 180, n_latent: int = 8) -> tuple[TravelWorld, np.random.Generator]:
+    """The world of `seed`, and the generator positioned after drawing it (what the sessions draw from)."""
+    if min(n_users, n_items, days, n_latent) < 1:
+        raise ValueError("n_users, n_items, n_events, days and n_latent must all be >= 1")
+    rng = np.random.default_rng(seed)
+    cat_vecs = rng.normal(0, 1.0, (len(CATEGORIES), n_latent)) * n_latent ** -0.5 * 1.6
+    age, budget, home, taste, activity = _make_users(rng, n_users, cat_vecs, n_latent)
+    dest, cat, tier, stars, price, vec, pop = _make_items(rng, n_items, cat_vecs, n_latent)
+    launch = np.where(rng.random(n_items) < 0.15, rng.uniform(0, days, n_items), -1.0)  # 15% launch later
+    launch[np.argmax(pop)] = -1.0  # so that some hotel is always visible, even for tiny catalogues
+    world = TravelWorld(n_users, n_items, seed, pd.Timestamp(start, tz="UTC"), days, n_latent, cat_vecs, age,
+                        budget, home, taste, activity, dest, cat, tier, stars, price, vec, pop, launch)
+    return world, rng
+
+
 def generate_travel_data(n_users: int = 2000, n_items: int = 500, n_events: int = 100_000, seed: int = 42,
                          start: str = "2025-01-01", days: int = 180, n_latent: int = 8) -> Dataset:
     """Generate a validated travel `Dataset` with exactly `n_events` interactions (view / click / booking).
@@ -116,35 +180,59 @@ def generate_travel_data(n_users: int = 2000, n_items: int = 500, n_events: int 
     weight). Users: user_id, home_region, budget, age_band. Items: item_id, destination, region, category,
     price_tier (1-4), stars (1-5), price (typical nightly price).
     """
-    if min(n_users, n_items, n_events, days, n_latent) < 1:
+    if n_events < 1:
         raise ValueError("n_users, n_items, n_events, days and n_latent must all be >= 1")
-    rng = np.random.default_rng(seed)
-    cat_vecs = rng.normal(0, 1.0, (len(CATEGORIES), n_latent)) * n_latent ** -0.5 * 1.6
-    age, budget, home, taste, activity = _make_users(rng, n_users, cat_vecs, n_latent)
-    dest, cat, tier, stars, price, vec, pop = _make_items(rng, n_items, cat_vecs, n_latent)
-    n_dest = len(DESTINATIONS)
-    start_ts = pd.Timestamp(start, tz="UTC")
-    launch = np.where(rng.random(n_items) < 0.15, rng.uniform(0, days, n_items), -1.0)  # 15% launch later
-    launch[np.argmax(pop)] = -1.0  # so that some hotel is always visible, even for tiny catalogues
+    world, rng = travel_world(n_users, n_items, seed, start, days, n_latent)
+    interactions = simulate(world, rng, 0, days, n_events)
+    return validate_dataset(Dataset(interactions, world.items_frame(), world.users_frame(), name="synthetic-travel"))
+
+
+@dataclass
+class Conditions:
+    """What a simulated day looks like beyond the world (recsys.data.shifts builds these for planted
+    shifts): per-day season sign and strength, per-session taste overrides, per-day item tiers."""
+
+    season_factor: np.ndarray | None = None  # (n_days,) multiplies the seasonal term (-1: flipped)
+    taste_shifted: np.ndarray | None = None  # (n_users, n_latent) taste after the shift, or None
+    taste_users: np.ndarray | None = None  # (n_users,) bool: whose taste shifts
+    tier_shifted: np.ndarray | None = None  # (n_items,) price tiers after the shift, or None
+    shifted_day: np.ndarray | None = None  # (n_days,) bool: the shift is in force on that day
+    pop_bonus: np.ndarray | None = None  # (n_items,) extra log-popularity from the shift's start on
+
+
+def simulate(world: TravelWorld, rng: np.random.Generator, day0: int, n_days: int, n_events: int,
+             conditions: Conditions | None = None, session_prefix: str = "s") -> pd.DataFrame:
+    """Exactly `n_events` interactions on days [day0, day0 + n_days) of the world (day indices from
+    world.start), sessions drawn from `rng`. Without `conditions` this is the planted model as trained on;
+    recsys.data.shifts passes planted changes."""
+    w, c = world, conditions or Conditions()
+    n_items, n_latent, n_dest = len(w.dest), w.n_latent, len(DESTINATIONS)
+    absolute = day0 + np.arange(n_days)
+    shifted = c.shifted_day if c.shifted_day is not None else np.zeros(n_days, bool)
 
     # Lookup tables computed once, so each chunk of sessions only gathers rows and adds (float32).
     budget_fit = -0.8 * (np.arange(1, 5)[None, :] - np.array(_BUDGET_TIER)[:, None]) ** 2  # (budget, tier)
-    budget_items = budget_fit[:, tier - 1].astype(np.float32)  # (3, n_items)
-    util_base = np.ascontiguousarray((vec * 1.5).T)  # (n_latent, n_items); 1.5 = taste strength
-    dest_vec = np.stack([vec[dest == d].mean(0) if (dest == d).any() else np.zeros(n_latent)
+    budget_items = budget_fit[:, w.tier - 1].astype(np.float32)  # (3, n_items)
+    budget_after = budget_fit[:, c.tier_shifted - 1].astype(np.float32) if c.tier_shifted is not None else None
+    util_base = np.ascontiguousarray((w.vec * 1.5).T)  # (n_latent, n_items); 1.5 = taste strength
+    dest_vec = np.stack([w.vec[w.dest == d].mean(0) if (w.dest == d).any() else np.zeros(n_latent)
                          for d in range(n_dest)]).astype(np.float32)
     dest_region = [DESTINATIONS[d][1] for d in range(n_dest)]
     home_bonus = np.array([[0.7 * (h == r) + 0.5 * (_CONTINENT.get(h) == _CONTINENT[r]) for r in dest_region]
                            for h in HOME_REGIONS], dtype=np.float32)
-    doy = (start_ts.dayofyear - 1 + np.arange(days)) % 365.25
+    doy = (w.start.dayofyear - 1 + absolute) % 365.25
     # (days, n_dest): +1 for a destination at its seasonal peak (mid July, or mid January for winter ones)
     season = np.array([d[2] for d in DESTINATIONS])[None, :] * np.cos(2 * np.pi * (doy[:, None] - 196) / 365.25)
+    if c.season_factor is not None:
+        season = season * c.season_factor[:, None]
     dest_day = (season + np.log(np.array([d[4] for d in DESTINATIONS]))[None, :]).astype(np.float32)
-    day_items = (pop[None, :] + 0.5 * season[:, dest]).astype(np.float32)  # (days, n_items)
-    day_items[launch[None, :] > np.arange(days)[:, None]] = -np.inf  # invisible before launch
-    dest_items = (3.0 * (dest[None, :] == np.arange(n_dest)[:, None])).astype(np.float32)  # session's destination
-    weekend = (start_ts.dayofweek + np.arange(days)) % 7 >= 5
-    day_w = (1 + 0.3 * np.arange(days) / days) * np.where(weekend, 1.2, 1.0)  # growth + weekend bump
+    day_items = (w.pop[None, :] + 0.5 * season[:, w.dest]).astype(np.float32)  # (days, n_items)
+    if c.pop_bonus is not None:
+        day_items[shifted] += c.pop_bonus[None, :].astype(np.float32)
+    day_items[w.launch[None, :] > absolute[:, None]] = -np.inf  # invisible before launch
+    dest_items = (3.0 * (w.dest[None, :] == np.arange(n_dest)[:, None])).astype(np.float32)  # session's destination
+    weekend = (w.start.dayofweek + absolute) % 7 >= 5
+    day_w = (1 + 0.3 * absolute / w.days) * np.where(weekend, 1.2, 1.0)  # growth + weekend bump
     hour_w = np.array([1, .5, .3, .2, .2, .3, .6, 1, 1.5, 2, 2, 2, 2.2, 2.2, 2, 2, 2, 2.2, 2.6, 3, 3.2, 3, 2.4, 1.6])
 
     # Output columns are preallocated and filled chunk by chunk: memory ~ 30 bytes per event before pandas.
@@ -157,12 +245,19 @@ def generate_travel_data(n_users: int = 2000, n_items: int = 500, n_events: int 
     k = min(_MAX_VIEWS, n_items)
     while n_done < n_events:
         s = chunk
-        su = rng.choice(n_users, s, p=activity)
-        sday = rng.choice(days, s, p=day_w / day_w.sum())
-        sstart = sday * 86400.0 + rng.choice(24, s, p=hour_w / hour_w.sum()) * 3600.0 + rng.uniform(0, 3600, s)
-        sdest = _softmax_choice(rng, dest_day[sday] + home_bonus[home[su]] + 0.8 * taste[su] @ dest_vec.T)
-        util = taste[su] @ util_base  # (s, n_items): the user's own liking, reused for clicks and bookings
-        util += budget_items[budget[su]]
+        su = rng.choice(w.n_users, s, p=w.activity)
+        sday = rng.choice(n_days, s, p=day_w / day_w.sum())
+        sstart = (day0 + sday) * 86400.0 + rng.choice(24, s, p=hour_w / hour_w.sum()) * 3600.0 + rng.uniform(0, 3600, s)
+        taste = w.taste[su]
+        if c.taste_users is not None:
+            moved = c.taste_users[su] & shifted[sday]
+            taste = np.where(moved[:, None], c.taste_shifted[su], taste)
+        sdest = _softmax_choice(rng, dest_day[sday] + home_bonus[w.home[su]] + 0.8 * taste @ dest_vec.T)
+        util = taste @ util_base  # (s, n_items): the user's own liking, reused for clicks and bookings
+        if budget_after is not None:
+            util += np.where(shifted[sday][:, None], budget_after[w.budget[su]], budget_items[w.budget[su]])
+        else:
+            util += budget_items[w.budget[su]]
         logit = day_items[sday]
         logit += util
         logit += dest_items[sdest]
@@ -199,7 +294,7 @@ def generate_travel_data(n_users: int = 2000, n_items: int = 500, n_events: int 
         out = slice(n_done, n_done + take)
         uu[out], ii[out], st[out] = su[rs][:take], item[src][:take], stage[:take]
         ns[out] = np.rint((sstart[rs] + csum - before)[:take] * 1e3).astype(np.int64) * 1_000_000  # ms
-        val[out] = np.where(stage == 2, np.round(price[item[src]] * nights, 2), 1.0)[:take]
+        val[out] = np.where(stage == 2, np.round(w.price[item[src]] * nights, 2), 1.0)[:take]
         ss[out] = rs[:take] + s_offset
         starts.append(sstart)
         n_done += take
@@ -209,22 +304,11 @@ def generate_travel_data(n_users: int = 2000, n_items: int = 500, n_events: int 
     rank = np.empty(n_sess, np.int64)
     rank[np.argsort(np.concatenate(starts)[:n_sess], kind="stable")] = np.arange(n_sess)
     order = np.argsort(ns, kind="stable")
-    interactions = pd.DataFrame({
-        USER_ID: _ids("u", n_users, 5)[uu[order]],  # object arrays pointing at n_users shared strings
-        ITEM_ID: _ids("h", n_items, 4)[ii[order]],
-        TIMESTAMP: pd.DatetimeIndex((ns[order] + start_ts.value).view("datetime64[ns]")).tz_localize("UTC"),
+    return pd.DataFrame({
+        USER_ID: _ids("u", w.n_users, 5)[uu[order]],  # object arrays pointing at n_users shared strings
+        ITEM_ID: w.item_ids()[ii[order]],
+        TIMESTAMP: pd.DatetimeIndex((ns[order] + w.start.value).view("datetime64[ns]")).tz_localize("UTC"),
         EVENT_TYPE: np.array(EVENTS, dtype=object)[st[order]],
         VALUE: val[order],
-        SESSION_ID: _ids("s", n_sess, 7)[rank[ss[order]]],
+        SESSION_ID: _ids(session_prefix, n_sess, 7)[rank[ss[order]]],
     }, copy=False)  # no block consolidation: avoids copying 10M-row object columns
-    del uu, ii, ns, st, val, ss, order
-    users = pd.DataFrame({USER_ID: _ids("u", n_users, 5),
-                          "home_region": np.array(HOME_REGIONS, object)[home],
-                          "budget": np.array(BUDGETS, object)[budget],
-                          "age_band": np.array(AGE_BANDS, object)[age]})
-    items = pd.DataFrame({ITEM_ID: _ids("h", n_items, 4),
-                          "destination": np.array([d[0] for d in DESTINATIONS], object)[dest],
-                          "region": np.array([d[1] for d in DESTINATIONS], object)[dest],
-                          "category": np.array(CATEGORIES, object)[cat],
-                          "price_tier": tier, "stars": stars, "price": price})
-    return validate_dataset(Dataset(interactions, items, users, name="synthetic-travel"))

@@ -1,7 +1,8 @@
 """Step: promote a recommender that passed the gate: bundle it, log it to MLflow, register, alias, stage.
 
-Before bundling, the recommender also learns the test interactions (it was scored without them), so the
-served model knows everything up to now. The MLflow run gets the run's parameters and metrics whether or
+The recommender registered is the refit one (steps/training/refit_recommender.py: it learnt from train +
+valid + test), and the bundle records the data window it learnt from (`data_window` in config.json: where
+the drift checks start). The MLflow run gets the run's parameters and metrics whether or
 not the gate passed (with the evaluation table and the ranker's feature importance as CSV), so failed
 attempts stay comparable; only a passing model gets a bundle
 (`<bundles_dir>/<model name>/<version>`), a registered MLflow version with `alias` and the ZenML `stage`.
@@ -16,9 +17,9 @@ from zenml import step
 from zenml.logger import get_logger
 
 from recsys.registry.bundle import save_bundle
-from recsys.registry.mlflow_registry import log_run, register_bundle
+from recsys.registry.mlflow_registry import log_run, register_bundle, set_alias
+from recsys.registry.promotion import promote
 from recsys.serving.recommender import Recommender
-from recsys.training import refresh_recommender
 from steps.context import current_model, mlflow_tracking_uri, resolve_model_name, run_configuration
 from steps.names import REGISTRATION
 
@@ -26,15 +27,15 @@ logger = get_logger(__name__)
 
 
 @step(enable_cache=False)  # side effects: files, MLflow registry, ZenML stage
-def register_model(recommender: Recommender, test_interactions: pd.DataFrame, gate_passed: bool,
+def register_model(recommender: Recommender, data_window: Dict[str, Any], gate_passed: bool,
                    evaluation_metrics: pd.DataFrame, candidate_recall: Dict[str, float],
                    feature_importance: pd.DataFrame,
                    model_name: Optional[str] = None, alias: str = "production", stage: Optional[str] = "production",
                    bundles_dir: str = "data/bundles", experiment: Optional[str] = None,
-                   tracking_uri: Optional[str] = None, refit: bool = True) -> Annotated[Dict[str, Any], REGISTRATION]:
+                   tracking_uri: Optional[str] = None) -> Annotated[Dict[str, Any], REGISTRATION]:
     """`model_name` (MLflow registered model and experiment, unless `experiment` is set) defaults to the
-    pipeline's ZenML model name; `tracking_uri` to the stack's MLflow tracker; `refit` re-fits the cheap
-    parts (co-occurrence, popularity, ranking statistics) on the full history (recsys.training)."""
+    pipeline's ZenML model name; `tracking_uri` to the stack's MLflow tracker. With `alias` "production"
+    the version it replaces keeps the `previous` alias (the rollback target)."""
     name = resolve_model_name(model_name)
     metrics = {f"{model}/{metric}": value
                for model, row in evaluation_metrics.iterrows() for metric, value in row.items()}
@@ -47,12 +48,16 @@ def register_model(recommender: Recommender, test_interactions: pd.DataFrame, ga
         logger.warning("quality gate failed: nothing registered; figures in MLflow run %s", run_id)
         return {"registered": False, "mlflow_run_id": run_id, "tracking_uri": uri}
 
-    refresh_recommender(recommender, test_interactions, refit=refit)
     recommender.version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    config = {**config, "data_window": data_window}
     bundle = save_bundle(recommender, Path(bundles_dir) / name / recommender.version, metrics, config)
     run_id = log_run(uri, experiment or name, config, metrics, artifacts_dir=bundle, tables=tables,
                      tags={**tags, "bundle_version": recommender.version}, run_name=config["run"])
-    version = register_bundle(uri, run_id, name, alias, tags={"bundle_version": recommender.version})
+    version = register_bundle(uri, run_id, name, None, tags={"bundle_version": recommender.version})
+    if alias == "production":
+        promote(uri, name, version)  # keeps the version it replaces as `previous`
+    elif alias:
+        set_alias(uri, name, alias, version)
     result = {"registered": True, "bundle": str(bundle.resolve()), "bundle_version": recommender.version,
               "mlflow_model": name, "mlflow_version": version, "alias": alias, "mlflow_run_id": run_id,
               "tracking_uri": uri}

@@ -47,11 +47,14 @@ def test_load_promoted_bundle_from_mlflow_then_from_the_fallback(tiny_recommende
     bundle = save_bundle(tiny_recommender, tmp_path / "bundles" / "travel" / "v1", {}, {})
     register_bundle(uri, log_run(uri, "travel", {}, {}, artifacts_dir=bundle), "travel", alias="production")
 
-    loaded = load_promoted_bundle.entrypoint("travel", "production", str(tmp_path / "dl"), None, uri)
+    loaded, info = load_promoted_bundle.entrypoint("travel", "production", str(tmp_path / "dl"), None, uri)
     assert loaded.version == "v1" and (tmp_path / "dl" / "travel" / "1" / "bundle" / "bundle.json").is_file()
+    assert (info["mlflow_version"], info["bundle_version"]) == ("1", "v1")
+    times = tiny_recommender.history.to_frame().t  # no recorded data window: the history's span
+    assert pd.Timestamp(info["data_window"]["end"]).timestamp() == pytest.approx(times.max())
 
     with pytest.raises(Exception):  # no such alias and no fallback
         load_promoted_bundle.entrypoint("travel", "staging", str(tmp_path / "dl"), None, uri)
-    fallback = load_promoted_bundle.entrypoint("travel", "staging", str(tmp_path / "dl"), str(tmp_path / "bundles"),
-                                               uri)
-    assert fallback.version == "v1"
+    fallback, info = load_promoted_bundle.entrypoint("travel", "staging", str(tmp_path / "dl"),
+                                                     str(tmp_path / "bundles"), uri)
+    assert fallback.version == "v1" and info["mlflow_version"] is None

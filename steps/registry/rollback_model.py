@@ -1,0 +1,38 @@
+"""Step: put the previous production version back (or a given one): MLflow alias and ZenML model stage.
+
+`production` moves to the `previous` alias's version (or `to_version`), and the version it leaves becomes
+`previous`, so running it twice undoes it. The ZenML model version registered with that MLflow version
+(its `registration` metadata) gets the production stage back. The service follows the alias.
+"""
+
+from typing import Annotated, Any, Dict, Optional
+
+from zenml import log_metadata, step
+from zenml.client import Client
+from zenml.logger import get_logger
+
+from recsys.registry.promotion import rollback
+from steps.context import mlflow_tracking_uri, resolve_model_name
+from steps.names import ROLLBACK
+
+logger = get_logger(__name__)
+
+
+@step(enable_cache=False)
+def rollback_model(to_version: Optional[str] = None, model_name: Optional[str] = None,
+                   tracking_uri: Optional[str] = None) -> Annotated[Dict[str, Any], ROLLBACK]:
+    """`to_version`: the MLflow version to serve (default: the `previous` alias)."""
+    name, uri = resolve_model_name(model_name), mlflow_tracking_uri(tracking_uri)
+    left, target = rollback(uri, name, to_version)
+    stage = None
+    for version in Client().list_model_versions(model_name_or_id=name, size=200, hydrate=True).items:
+        registration = (version.run_metadata or {}).get("registration") or {}
+        if str(registration.get("mlflow_version")) == target:
+            version.set_stage("production", force=True)
+            stage = version.name
+            break
+    result = {"model": name, "from_version": left, "to_version": target, "zenml_model_version": stage}
+    logger.warning("rolled %s back from version %s to %s (ZenML model version %s is production)", name, left,
+                   target, stage)
+    log_metadata(result)
+    return result
