@@ -100,7 +100,7 @@ class ServingRuntime:
 
         cfg = self.settings.online_features
         return attach_online_features(recommender, cfg.repo_path, cfg.fs_yaml, timedelta(hours=cfg.max_age_hours),
-                                      cfg.clock, cfg.item_refresh_seconds)
+                                      cfg.clock, cfg.item_refresh_seconds, cfg.user_refresh_seconds)
 
     def _attach_state(self, recommender, online) -> None:
         """Where this version's online state gets the events other processes accepted: with Kafka, each

@@ -35,6 +35,8 @@ class OnlineFeatureSettings(BaseModel):
     clock: str = Field("wall", pattern="^(wall|snapshot)$", description="freshness measured against")
     max_age_hours: float = Field(36.0, gt=0, description="older online rows count as missing")
     item_refresh_seconds: float = Field(300.0, gt=0, description="item feature table refresh period")
+    user_refresh_seconds: float = Field(60.0, ge=0, description="a user's daily rows are read at most this often "
+                                        "(kept in between; 0: on every request)")
 
 
 class ServingSettings(BaseModel):

@@ -7,6 +7,12 @@ state passes the rows in, `pin`) and item-level features from an in-memory table
 refreshed from the online store on a schedule in a background thread, so a request never looks up
 candidates one by one. A recommender without store features needs none of this (nothing to attach).
 
+User rows kept. With `user_refresh_seconds` > 0 (the service: 60) a user's rows are read at most that often
+and kept in between (least recently used out beyond MAX_KEPT_USERS): they change when the daily job is
+materialized, so a request of a user seen within the minute reads no daily rows at all; with Kafka the
+state's one lookup per request then brings only the user's real-time row (recsys/serving/state.py asks
+`needs`). 0 (the default): read on every request.
+
 Freshness. Feast does not apply a feature view's TTL to online reads (feast #6821): a user idle for months
 keeps their last row. The point-in-time join used in training returns nothing for such a row, so this
 provider does the same: a row older than `max_age` is treated as missing, and counted (`status()`).
@@ -23,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -36,6 +42,7 @@ from recsys.features.provider import ITEM_VIEWS, USER_VIEWS, FeastRepoFeatures
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_AGE = timedelta(hours=36)  # one daily snapshot period + 12 h for the daily job to land
+MAX_KEPT_USERS = 50_000  # user rows kept between reads (~1 KB each beside the blobs the ranked lists' stamps hold)
 CLOCKS = ("wall", "snapshot")
 
 
@@ -44,13 +51,17 @@ class OnlineFeatures(FeastRepoFeatures):
 
     def __init__(self, spec: FeatureSpec, repo_path: str = "feature_repo", fs_yaml: str = "feature_store.yaml",
                  item_ids=None, max_age: timedelta | float = DEFAULT_MAX_AGE, clock: str = "wall",
-                 item_refresh_seconds: float = 300.0, retry_after: float = 5.0, store=None):
+                 item_refresh_seconds: float = 300.0, retry_after: float = 5.0, store=None,
+                 user_refresh_seconds: float = 0.0):
         if clock not in CLOCKS:
             raise ValueError(f"unknown freshness clock {clock!r}; choose one of {list(CLOCKS)}")
         self.spec, self.repo_path, self.fs_yaml, self.clock = spec, str(repo_path), fs_yaml, clock
         self.max_age = max_age.total_seconds() if isinstance(max_age, timedelta) else float(max_age)
         self.item_refresh_seconds = float(item_refresh_seconds)
+        self.user_refresh_seconds = float(user_refresh_seconds)
         self.retry_after = float(retry_after)
+        self._kept: OrderedDict[str, tuple[float, dict]] = OrderedDict()  # user -> (read at, {view: row})
+        self._kept_lock = threading.Lock()
         # the catalogue's ids (a callable: the catalogue may grow while serving); none = no item table
         self._item_ids = item_ids if callable(item_ids) else (lambda ids=list(item_ids or ()): ids)
         self._store = store
@@ -124,16 +135,48 @@ class OnlineFeatures(FeastRepoFeatures):
         self._checked.add(view)
 
     # ---- the request's user rows ----
+    def needs(self, user_ids) -> bool:
+        """Whether rows of these users must be read now (not kept, or kept for `user_refresh_seconds`)."""
+        if self.user_refresh_seconds <= 0:
+            return True
+        now, kept, limit = time.monotonic(), self._kept, self.user_refresh_seconds
+        return any((hit := kept.get(u)) is None or now - hit[0] > limit for u in user_ids)
+
+    def _user_rows(self, ids: list[str], rows: list[dict] | None) -> list[dict]:
+        """Each user's {view: row}: from `rows` when the request's lookup brought them, else kept, else read
+        (and kept). A failed read answers missing rows, kept for no one."""
+        if rows is None or not all(USER_VIEWS[0] in row for row in rows):
+            if self.needs(ids):
+                rows = self.users.fetch(ids)
+                if rows is None:
+                    return [dict.fromkeys(USER_VIEWS, (None, None)) for _ in ids]
+            else:
+                with self._kept_lock:
+                    hits = [self._kept.get(u) for u in ids]
+                if all(hits):
+                    return [hit[1] for hit in hits]
+                rows = self.users.read(ids)  # evicted meanwhile
+        if self.user_refresh_seconds > 0:
+            now = time.monotonic()
+            with self._kept_lock:
+                for user, row in zip(ids, rows):
+                    self._kept[user] = (now, {view: row[view] for view in USER_VIEWS})
+                    self._kept.move_to_end(user)
+                while len(self._kept) > MAX_KEPT_USERS:
+                    self._kept.popitem(last=False)
+        return rows
+
     def pin(self, user_ids, rows: list[dict] | None = None) -> list[tuple]:
         """Take the users' rows for every `user_features` call of this thread until `unpin`: `rows` from the
-        request's one lookup (per user {view: (time, Values)}, recsys.features.lookup), or read here. Returns
+        request's one lookup (per user {view: (time, Values)}, recsys.features.lookup), or kept, or read here.
+        Returns
         each user's stamp: the stored bytes of each fresh row (None: missing or stale) and the item table's
         load time, what a ranked list computed from them depends on (recsys/serving/lists.py). Nothing is
         parsed until a list is computed from them."""
         ids = [str(u) for u in user_ids]
         if not self._items_loaded_at:
             self.refresh_items()  # sets the snapshot clock before the first user read
-        fresh = self._fresh(self.users.read(ids) if rows is None else rows, USER_VIEWS)
+        fresh = self._fresh(self._user_rows(ids, rows), USER_VIEWS)
         self._local.rows = dict(zip(ids, fresh))
         loaded = self._items_loaded_at
         return [(loaded, tuple(None if row[v] is None else row[v].blobs for v in USER_VIEWS)) for row in fresh]
@@ -163,7 +206,7 @@ class OnlineFeatures(FeastRepoFeatures):
         else:
             if not self._items_loaded_at:
                 self.refresh_items()
-            fresh = self._fresh(self.users.read(ids), USER_VIEWS)
+            fresh = self._fresh(self._user_rows(ids, None), USER_VIEWS)
         values = [self._columns(row) for row in fresh]
         return pd.DataFrame({c: [row[c] for row in values] for c in self.user_columns}, index=range(len(ids)))
 
@@ -227,7 +270,8 @@ class OnlineFeatures(FeastRepoFeatures):
 
 def attach_online_features(recommender, repo_path: str = "feature_repo", fs_yaml: str = "feature_store.yaml",
                            max_age: timedelta | float = DEFAULT_MAX_AGE, clock: str = "wall",
-                           item_refresh_seconds: float = 300.0) -> OnlineFeatures | None:
+                           item_refresh_seconds: float = 300.0, user_refresh_seconds: float = 0.0
+                           ) -> OnlineFeatures | None:
     """Serve `recommender`'s store features from the online store. Returns the provider (for /readyz:
     `ping()`, and `status()`), or None when the recommender's ranker uses no store features."""
     ranking = getattr(recommender, "ranking", None)
@@ -236,7 +280,8 @@ def attach_online_features(recommender, repo_path: str = "feature_repo", fs_yaml
     if trained is None:
         return None
     online = OnlineFeatures(trained.spec, repo_path, fs_yaml, item_ids=lambda: recommender.catalog.item_ids,
-                            max_age=max_age, clock=clock, item_refresh_seconds=item_refresh_seconds)
+                            max_age=max_age, clock=clock, item_refresh_seconds=item_refresh_seconds,
+                            user_refresh_seconds=user_refresh_seconds)
     online.refresh_items()
     features.store = online
     return online

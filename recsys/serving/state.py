@@ -81,8 +81,9 @@ class OnlineState:
         rows = None
         if self.log is not None:
             self.apply_tuples(self.log.new(), replay=True)
-        if self.rows is not None:
-            rows = self.rows.read(users)
+        if self.rows is not None:  # the real-time rows, and the daily store-feature rows when due
+            needs = getattr(features, "needs", None)
+            rows = self.rows.read(users, needs is not None and needs(users))
             self._apply_rows(users, rows)
         stamps, pinned = store_stamps(features, users, rows)
         if timer is not None and (pinned or self.rows is not None or self.log is not None):
@@ -233,9 +234,9 @@ class OnlineState:
 
 class StoreRows:
     """The requesting users' rows in the Feast online store, in one key lookup: their recent events
-    (`user_events_realtime`, written by the stream consumer) and the ranker's daily store-feature views
-    (`feature_views`, served to the rank stage by OnlineFeatures.pin). `store`: an open FeatureStore or a
-    callable returning one (default: opened from repo_path / fs_yaml)."""
+    (`user_events_realtime`, written by the stream consumer) and, when due, the ranker's daily store-feature
+    views (`feature_views`, served to the rank stage by OnlineFeatures.pin, which keeps them between reads).
+    `store`: an open FeatureStore or a callable returning one (default: opened from repo_path / fs_yaml)."""
 
     def __init__(self, repo_path: str = "feature_repo", fs_yaml: str = "feature_store.yaml", feature_views=(),
                  store=None, retry_after: float = 5.0):
@@ -246,20 +247,23 @@ class StoreRows:
             from recsys.features.store import open_store
 
             store = lambda: open_store(repo_path, fs_yaml)  # noqa: E731 - opened on the first read
-        self.lookup = KeyLookup((USER_EVENTS, *feature_views), USER_KEY, store, Health(retry_after))
+        health = Health(retry_after)
+        self.events = KeyLookup((USER_EVENTS,), USER_KEY, store, health)
+        self.lookup = KeyLookup((USER_EVENTS, *feature_views), USER_KEY, store, health) if feature_views else None
 
     @property
     def counts(self) -> Counter:
-        return self.lookup.counts
+        return self.events.counts
 
-    def read(self, users: list[str]) -> list[dict]:
-        return self.lookup.read(users)
+    def read(self, users: list[str], with_features: bool = True) -> list[dict]:
+        """The users' rows: the real-time one, and the feature views' too when `with_features`."""
+        return (self.lookup if with_features and self.lookup is not None else self.events).read(users)
 
     def ping(self, timeout: float = 2.0) -> bool:
         """Whether the store answers a one-key lookup within `timeout` seconds (a slow probe finishes in the
         background); never raises. A success ends the pause after a failure."""
         answer = {}
-        thread = threading.Thread(target=lambda: answer.update(ok=self.lookup.fetch(["__ping__"], probe=True)
+        thread = threading.Thread(target=lambda: answer.update(ok=self.events.fetch(["__ping__"], probe=True)
                                                                is not None), name="state-store-ping", daemon=True)
         thread.start()
         thread.join(timeout)
