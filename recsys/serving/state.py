@@ -80,7 +80,7 @@ class OnlineState:
         started = time.perf_counter()
         rows = None
         if self.log is not None:
-            self.apply_tuples(self.log.new(), replay=True)
+            self.apply_tuples(self.log.new(), replay=True, ages=True)
         if self.rows is not None:  # the real-time rows, and the daily store-feature rows when due
             needs = getattr(features, "needs", None)
             rows = self.rows.read(users, needs is not None and needs(users))
@@ -110,7 +110,7 @@ class OnlineState:
             new.extend((user, i, t, s, e) for e, i, t, s in zip(values["rt_event_ids"], values["rt_item_ids"],
                                                                  values["rt_event_types"], values["rt_event_seconds"]))
         if new:  # a changed row holds the events applied before too: they are skipped without being counted
-            self.apply_tuples(new, replay=True, count=False)
+            self.apply_tuples(new, replay=True, count=False, ages=True)
 
     # ---- applying events ----
     def apply(self, events, now: float) -> tuple[dict, list[str]]:
@@ -123,10 +123,14 @@ class OnlineState:
             return self.apply_tuples(quick)
         return self._apply_frame(normalise_events(events, now))
 
-    def apply_tuples(self, events: list[tuple], replay: bool = False, count: bool = True) -> tuple[dict, list[str]]:
+    def apply_tuples(self, events: list[tuple], replay: bool = False, count: bool = True,
+                     ages: bool = False) -> tuple[dict, list[str]]:
         """Apply (user, item, event_type, seconds, event_id or None) tuples, one at a time (the usual case:
         a /feedback event, a row's few new events). `replay`: events from the log or the store (counted as
-        applied, their age kept); `count`: count the events skipped (duplicates, in_bundle)."""
+        applied); `count`: count the events skipped (duplicates, in_bundle); `ages`: keep how old each new
+        event is (what another process's event took to arrive here)."""
+        if not events:
+            return {"applied": 0, "unknown_items": 0, "impressions": 0}, []
         applied = unknown = impressions = 0
         late, changed = [], {}
         now = time.time()
@@ -136,7 +140,7 @@ class OnlineState:
             for user, item, kind, seconds, key in events:
                 if key is not None and not self._fresh(user, key, seconds, count):
                     continue
-                if replay:  # how long the event took to reach this process (the service's freshness)
+                if ages:  # how long the event took to reach this process (the shared state's freshness)
                     self.ages.append(now - seconds)
                 pos = index.get(item, -1)
                 impressions += kind == IMPRESSION

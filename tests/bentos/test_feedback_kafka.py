@@ -1,6 +1,6 @@
 """/feedback with KAFKA_BOOTSTRAP_SERVERS set: events are produced to a real Kafka-protocol broker (the
 noida-db binary, started here on a free loopback port) in the ARCHITECTURE event contract, and consumed
-back with kafka-python. The worker that took an event also applies it at once (read-your-writes)."""
+back with kafka-python. The in-process model is left to the streaming consumer: it does not change."""
 
 from __future__ import annotations
 

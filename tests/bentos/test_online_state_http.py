@@ -126,7 +126,8 @@ def test_a_killed_service_restarted_applies_every_acknowledged_event(direct, bun
 
     thread = threading.Thread(target=client)
     thread.start()
-    while len(acked) < 15:
+    deadline = time.monotonic() + 60
+    while len(acked) < 15 and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.005)
     os.killpg(server.process.pid, signal.SIGKILL)  # the arbiter and both workers, mid-stream
     server.process.wait(timeout=10)
