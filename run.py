@@ -86,14 +86,14 @@ def main(argv=None) -> int:
     from stacks import activate
 
     try:
-        settings = activate(args.stack, ROOT)
+        options = activate(args.stack, ROOT)  # e.g. kubeflow: image build, pod environment, step resources
     except RuntimeError as error:  # e.g. kubeflow settings missing
         print(f"cannot use the {args.stack} stack: {error}", file=sys.stderr)
         return 2
     pipeline = getattr(importlib.import_module(module), name)
     while True:
         run = pipeline.with_options(config_path=str(config), enable_cache=False if args.no_cache else None,
-                                    settings=settings or None)()
+                                    **options)()
         where_to_look(run)
         if not args.every:
             return 0

@@ -22,8 +22,9 @@ def ensure_repository(root: Path) -> None:
 
 
 def activate(stack: str, root: Path) -> dict:
-    """Register (if needed) and activate the named stack for the project at `root`. Returns the pipeline
-    settings runs on it need (e.g. how to build images), so the configs/ files stay stack-neutral."""
+    """Register (if needed) and activate the named stack for the project at `root`. Returns the
+    `Pipeline.with_options` arguments runs on it need besides the config file (image build, pod environment,
+    step resources), so the configs/ files stay stack-neutral."""
     ensure_repository(root)
     if stack == "local":
         from stacks.local import register_local_stack
@@ -31,8 +32,7 @@ def activate(stack: str, root: Path) -> dict:
         register_local_stack(root / "data")
         return {}
     if stack == "kubeflow":
-        from stacks.kubeflow import RUN_SETTINGS, register_kubeflow_stack
+        from stacks.kubeflow import register_kubeflow_stack
 
-        register_kubeflow_stack()
-        return RUN_SETTINGS
+        return register_kubeflow_stack()
     raise ValueError(f"unknown stack {stack!r}; choose one of {STACKS}")

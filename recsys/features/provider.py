@@ -82,12 +82,23 @@ class FeastRepoFeatures(StoreFeatures):
     repo_path: str
     fs_yaml: str
     _store = None
+    _pulled = False
+
+    def _pull(self) -> None:
+        """The store's files as the features pipeline left them (recsys.features.store.pull_state): a step
+        that loads this provider may run in a fresh pod with no copy of its own. Once per object and process."""
+        if not self._pulled:
+            from recsys.features.store import pull_state
+
+            pull_state(self.repo_path, self.fs_yaml)
+            self._pulled = True
 
     @property
     def store(self):
         if self._store is None:
             from recsys.features.store import open_store
 
+            self._pull()
             self._store = open_store(self.repo_path, self.fs_yaml)
         return self._store
 
@@ -106,11 +117,13 @@ class PointInTimeFeatures(FeastRepoFeatures):
     def __init__(self, repo_path: str | Path = "feature_repo", fs_yaml: str = "feature_store.yaml",
                  spec: FeatureSpec | None = None):
         self.repo_path, self.fs_yaml = str(repo_path), fs_yaml
+        self._store, self._pulled = None, False
+        if spec is None:
+            self._pull()
         self.spec = spec or FeatureSpec.read(features_dir(repo_path))
-        self._store = None
 
-    def __getstate__(self):  # the Feast client stays behind when the model is pickled between steps
-        return {**self.__dict__, "_store": None}
+    def __getstate__(self):  # the Feast client and the local copy stay behind when pickled between steps
+        return {**self.__dict__, "_store": None, "_pulled": False}
 
     def _join(self, key: str, ids, seconds: np.ndarray, service: str, columns: list[str]) -> pd.DataFrame:
         entity = pd.DataFrame({key: np.asarray(ids, dtype=object).astype(str),

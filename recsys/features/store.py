@@ -6,6 +6,11 @@ Everything here does what the Feast CLI does inside that directory, so `feast ap
 
     cd feature_repo && feast apply && feast materialize-incremental 2025-07-01T00:00:00
     cd feature_repo && RECSYS_REDIS=localhost:6379 feast -f feature_store_redis.yaml apply
+
+The store's files (the offline tables under data/features, the registry and sqlite online store under
+data/feast) are state shared between pipeline steps: `state_locations` names them, and `pull_state` /
+`push_state` keep a step's working copy in step with the shared one when that lives elsewhere
+(recsys.storage: RECSYS_STATE_ROOT on a remote stack; no copying on the local one).
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from recsys.features.definitions import BATCH_VIEWS, SNAPSHOT_SECONDS
+import yaml
+
+from recsys.features.definitions import BATCH_VIEWS, SNAPSHOT_SECONDS, features_dir
+from recsys.storage import Location, is_url, locate, state_root
 
 log = logging.getLogger(__name__)
 DEFAULT_YAML = "feature_store.yaml"
@@ -36,6 +44,48 @@ def store_yaml(repo_path: str | Path, fs_yaml: str = DEFAULT_YAML) -> Path:
     if unset:
         raise RuntimeError(f"{path.name} needs the environment variable(s) {unset} (see docs/features.md)")
     return path
+
+
+def state_locations(repo_path: str | Path, fs_yaml: str = DEFAULT_YAML) -> dict[str, Location]:
+    """The environment's shared files: "features" (the batch job's tables, which the registry's file
+    sources point at) and "feast" (the directory of the file registry and, with sqlite, the online store).
+    Paths are the ones Feast resolves (relative to the repo), shared as recsys.storage.locate says with the
+    repo's parent as the project directory; a registry or online store behind a URL or a server (Redis) is
+    shared already and not listed."""
+    repo = Path(repo_path).resolve()
+    config = yaml.safe_load(os.path.expandvars(store_yaml(repo, fs_yaml).read_text())) or {}
+    registry = config.get("registry", "data/registry.db")
+    files = [registry.get("path") if isinstance(registry, dict) else registry]
+    online = config.get("online_store") or {}
+    if isinstance(online, dict) and online.get("type", "sqlite") == "sqlite":
+        files.append(online.get("path", "data/online_store.db"))
+    dirs = {(repo / f).resolve().parent for f in files if f and not is_url(f)}
+    if len(dirs) > 1:
+        raise ValueError(f"{fs_yaml}: keep the registry and the sqlite online store in one directory, got {dirs}")
+    locations = {"features": locate(features_dir(repo), repo.parent)}
+    if dirs:
+        locations["feast"] = locate(dirs.pop(), repo.parent)
+    return locations
+
+
+def pull_state(repo_path: str | Path, fs_yaml: str = DEFAULT_YAML, which=("features", "feast")) -> None:
+    """Bring the working copy of the store's shared files up to date before reading them."""
+    if state_root() is None:  # the files are used in place: nothing to read or copy
+        return
+    for name, location in state_locations(repo_path, fs_yaml).items():
+        if name in which and location.mirrored:
+            log.info("pulling %s from %s", location.local, location.shared)
+            location.pull()
+
+
+def push_state(repo_path: str | Path, fs_yaml: str = DEFAULT_YAML, which=("features", "feast")) -> None:
+    """Publish the working copy of the store's files the caller wrote (e.g. the registry after apply)."""
+    if state_root() is None:
+        return
+    for name, location in state_locations(repo_path, fs_yaml).items():
+        if name in which and location.mirrored:
+            log.info("pushing %s to %s", location.local, location.shared)
+            location.push()
 
 
 def open_store(repo_path: str | Path, fs_yaml: str = DEFAULT_YAML):

@@ -10,7 +10,9 @@ with `load_bundle`. Layout:
     <bundle>/bundle.json    version, created_at (UTC, ISO 8601), git_sha (when built from a git checkout)
 
 A bundle is written under a temporary name and renamed when complete, so a crashed save never leaves a
-half bundle that `latest_bundle` would pick.
+half bundle that `latest_bundle` would pick. Where bundles are shared through a remote location
+(recsys.storage: RECSYS_STATE_ROOT on a remote stack), `publish_bundle` copies a saved bundle there with
+bundle.json last, and `latest_shared_bundle` finds the newest complete one there.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from recsys.storage import Location
 
 BUNDLE_FORMAT = 1
 RECOMMENDER_DIR = "recommender"
@@ -125,3 +129,33 @@ def latest_bundle(root: str | Path) -> Path:
     if not bundles:
         raise FileNotFoundError(f"no model bundle under {root}")
     return max(bundles, key=lambda p: (read_bundle_meta(p)["created_at"], p.name))
+
+
+def publish_bundle(bundle: Location) -> str:
+    """Copy the bundle saved at `bundle.local` to `bundle.shared` (nothing to do when they are one path).
+    bundle.json goes last, so a reader never takes a half-copied bundle for a complete one."""
+    if not bundle.mirrored:
+        return bundle.shared
+    if bundle.exists():
+        raise FileExistsError(f"bundle {bundle.shared} already exists; bundles are immutable")
+    for entry in sorted(bundle.local.iterdir(), key=lambda p: p.name == META_FILE):
+        bundle.child(entry.name).push()
+    return bundle.shared
+
+
+def latest_shared_bundle(root: Location) -> Location:
+    """`latest_bundle` of the shared location `root` (a model's bundles directory), as a Location whose
+    `pull()` brings it into the local copy."""
+    if not root.mirrored:
+        path = latest_bundle(root.local)
+        return Location(path, str(path))
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(root.shared)
+    names = [entry["name"].rstrip("/").rsplit("/", 1)[-1] for entry in
+             (fs.ls(path, detail=True) if fs.isdir(path) else []) if entry["type"] == "directory"]
+    complete = {name: json.loads(fs.cat_file(f"{path.rstrip('/')}/{name}/{META_FILE}")) for name in names
+                if not name.startswith((".", "_")) and fs.exists(f"{path.rstrip('/')}/{name}/{META_FILE}")}
+    if not complete:
+        raise FileNotFoundError(f"no model bundle under {root.shared}")
+    return root.child(max(complete, key=lambda name: (complete[name]["created_at"], name)))

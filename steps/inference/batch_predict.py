@@ -3,10 +3,10 @@
 Known interactions are never recommended back. Those newer than what the recommender already holds for a
 user (e.g. events since it was trained) are first added to its history, so they personalise the lists;
 older ones are not added again (repeats would count twice). Users without history get the cold start.
-Output rows: user_id, rank, item_id, score, source, model_version; CSV or Parquet by the file suffix.
+Output rows: user_id, rank, item_id, score, source, model_version; CSV or Parquet by the file suffix, at
+`output_path` (shared as steps/locations.py says: the project's data/ locally, the state root on Kubeflow).
 """
 
-from pathlib import Path
 from typing import Annotated, List, Optional
 
 import pandas as pd
@@ -15,6 +15,7 @@ from zenml.logger import get_logger
 
 from recsys.data.schema import ITEM_ID, TIMESTAMP, USER_ID
 from recsys.serving.recommender import Recommender
+from steps.locations import state_location
 from steps.names import BATCH_RECOMMENDATIONS
 
 logger = get_logger(__name__)
@@ -39,11 +40,12 @@ def batch_predict(recommender: Recommender, interactions: pd.DataFrame, users: p
         user_ids = sorted(set(interactions[USER_ID].astype(str)) | set(users[USER_ID].astype(str)))
     recs = recommender.recommend_batch(list(user_ids), k, exclude=interactions[[USER_ID, ITEM_ID]])
     recs = recs.assign(model_version=str(recommender.version))
-    path = Path(output_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".csv":
-        recs.to_csv(path, index=False)
+    output = state_location(output_path)
+    output.local.parent.mkdir(parents=True, exist_ok=True)
+    if output.local.suffix == ".csv":
+        recs.to_csv(output.local, index=False)
     else:
-        recs.to_parquet(path, index=False)
-    logger.info("%d recommendations for %d users (k=%d) -> %s", len(recs), len(user_ids), k, path)
+        recs.to_parquet(output.local, index=False)
+    output.push()
+    logger.info("%d recommendations for %d users (k=%d) -> %s", len(recs), len(user_ids), k, output.shared)
     return recs

@@ -5,22 +5,23 @@ valid + test), and the bundle records the data window it learnt from (`data_wind
 the drift checks start). The MLflow run gets the run's parameters and metrics whether or
 not the gate passed (with the evaluation table and the ranker's feature importance as CSV), so failed
 attempts stay comparable; only a passing model gets a bundle
-(`<bundles_dir>/<model name>/<version>`), a registered MLflow version with `alias` and the ZenML `stage`.
+(`<bundles_dir>/<model name>/<version>`, shared as steps/locations.py says), a registered MLflow version
+with `alias` and the ZenML `stage`.
 """
 
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Annotated, Any, Dict, Optional
 
 import pandas as pd
 from zenml import step
 from zenml.logger import get_logger
 
-from recsys.registry.bundle import save_bundle
+from recsys.registry.bundle import publish_bundle, save_bundle
 from recsys.registry.mlflow_registry import log_run, register_bundle, set_alias
 from recsys.registry.promotion import promote
 from recsys.serving.recommender import Recommender
 from steps.context import current_model, mlflow_tracking_uri, resolve_model_name, run_configuration
+from steps.locations import state_location
 from steps.names import REGISTRATION
 
 logger = get_logger(__name__)
@@ -50,7 +51,9 @@ def register_model(recommender: Recommender, data_window: Dict[str, Any], gate_p
 
     recommender.version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     config = {**config, "data_window": data_window}
-    bundle = save_bundle(recommender, Path(bundles_dir) / name / recommender.version, metrics, config)
+    shared = state_location(bundles_dir).child(name, recommender.version)
+    bundle = save_bundle(recommender, shared.local, metrics, config)
+    publish_bundle(shared)  # where batch inference's fallback finds it, before anything points at it
     run_id = log_run(uri, experiment or name, config, metrics, artifacts_dir=bundle, tables=tables,
                      tags={**tags, "bundle_version": recommender.version}, run_name=config["run"])
     version = register_bundle(uri, run_id, name, None, tags={"bundle_version": recommender.version})
@@ -58,7 +61,7 @@ def register_model(recommender: Recommender, data_window: Dict[str, Any], gate_p
         promote(uri, name, version)  # keeps the version it replaces as `previous`
     elif alias:
         set_alias(uri, name, alias, version)
-    result = {"registered": True, "bundle": str(bundle.resolve()), "bundle_version": recommender.version,
+    result = {"registered": True, "bundle": shared.shared, "bundle_version": recommender.version,
               "mlflow_model": name, "mlflow_version": version, "alias": alias, "mlflow_run_id": run_id,
               "tracking_uri": uri}
     zenml_model = current_model()

@@ -1,15 +1,14 @@
 """Step: promote the challenger that won (bundle, MLflow version, `production` alias, ZenML stage), or keep
 the champion; either way record why and when (the policy's cooldown reads it).
 
-A winner first learns the held-out window's interactions (the cheap parts refit on them, as
-recsys.training.refresh_recommender does), so the production model knows everything up to now; its
-figure at registration is its NDCG@10 on that window (what the next drift checks compare with). The
+A winner is first refit to learn the held-out window too (recsys.training.absorb_window, with the settings
+its validation chose), so the production model knows everything up to now; its figure at registration is
+its NDCG@10 on that window (what the next drift checks compare with). The
 service follows the `production` alias and hot-swaps the new version; `previous` keeps the one it replaced
 (python run.py --pipeline rollback undoes a promotion).
 """
 
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Annotated, Any, Dict, Optional
 
 import pandas as pd
@@ -18,12 +17,14 @@ from zenml.logger import get_logger
 
 from recsys.monitoring import loop_metrics
 from recsys.monitoring.verdict import Decision
-from recsys.registry.bundle import save_bundle
+from recsys.registry.bundle import publish_bundle, save_bundle
 from recsys.registry.mlflow_registry import log_run, register_bundle, set_alias
 from recsys.registry.promotion import CHALLENGER, Comparison, promote, record_retrain
 from recsys.serving.recommender import Recommender
-from recsys.training import refresh_recommender
+from recsys.data.windows import EventSource
+from recsys.training import absorb_window
 from steps.context import current_model, run_configuration
+from steps.locations import state_location
 from steps.names import PROMOTION
 
 logger = get_logger(__name__)
@@ -33,6 +34,7 @@ logger = get_logger(__name__)
 def promote_challenger(retrain_decision: Decision, champion_vs_challenger: Optional[Comparison],
                        challenger: Optional[Recommender], challenger_info: Dict[str, Any],
                        window_interactions: pd.DataFrame, window: Dict[str, Any], promoted_info: Dict[str, Any],
+                       window_items: pd.DataFrame, window_users: pd.DataFrame, current: Dict[str, Any],
                        bundles_dir: str = "data/bundles", stage: Optional[str] = "production",
                        metrics_file: Optional[str] = "data/monitoring/recsys_loop.prom",
                        pushgateway: Optional[str] = None) -> Annotated[Dict[str, Any], PROMOTION]:
@@ -55,12 +57,19 @@ def promote_challenger(retrain_decision: Decision, champion_vs_challenger: Optio
         return {"promoted": False, "reason": "; ".join(r for r in comparison.reasons if r.startswith("FAIL")),
                 "mlflow_run_id": run_id}
 
-    refresh_recommender(challenger, window_interactions, refit=True)
+    span = challenger_info["data_window"]
+    before = EventSource(current["source"], current.get("params")).read(pd.Timestamp(span["start"]),
+                                                                         pd.Timestamp(span["end"]))
+    challenger = absorb_window(challenger, challenger_info["settings"], challenger_info["recipe"],
+                               before.interactions, window_interactions, window_items,
+                               window_users if len(window_users) else before.users)
     challenger.version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     config = {"recipe": challenger_info["recipe"], "split": challenger_info["split"], "window": window,
               "data_window": {**challenger_info["data_window"], "end": window["end"]},
               "decision": retrain_decision.reason, "comparison": comparison.reasons, "replaces": promoted_info}
-    bundle = save_bundle(challenger, Path(bundles_dir) / name / challenger.version, metrics, config)
+    shared = state_location(bundles_dir).child(name, challenger.version)  # as register_model: steps/locations.py
+    bundle = save_bundle(challenger, shared.local, metrics, config)
+    publish_bundle(shared)
     run_id = log_run(uri, name, {"window": window, "settings": challenger_info["settings"]}, metrics,
                      artifacts_dir=bundle, tags={**tags, "bundle_version": challenger.version},
                      run_name=f"challenger {window['end'][:10]}")
@@ -68,7 +77,7 @@ def promote_challenger(retrain_decision: Decision, champion_vs_challenger: Optio
     set_alias(uri, name, CHALLENGER, version)
     previous = promote(uri, name, version)
     result = {"promoted": True, "registered": True, "mlflow_model": name, "mlflow_version": version,
-              "previous_version": previous, "bundle": str(bundle.resolve()), "bundle_version": challenger.version,
+              "previous_version": previous, "bundle": shared.shared, "bundle_version": challenger.version,
               "alias": "production", "mlflow_run_id": run_id, "tracking_uri": uri}
     model = current_model()
     if model is not None:

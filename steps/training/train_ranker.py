@@ -12,6 +12,7 @@ from recsys.features.provider import PointInTimeFeatures
 from recsys.ranking.model import RankingModel
 from recsys.retrieval.candidates import CandidateGenerator
 from recsys.training import fit_ranker
+from steps.locations import project_path
 from steps.materializers import InRunPickleMaterializer
 from steps.names import FEATURE_IMPORTANCE, RANKER
 
@@ -26,7 +27,8 @@ def train_ranker(candidate_generator: CandidateGenerator, train_interactions: pd
     Annotated[pd.DataFrame, FEATURE_IMPORTANCE],
 ]:
     """`params` go to recsys.training.fit_ranker (kind, params, num_rounds, features, ...)."""
-    store = PointInTimeFeatures(feature_store["repo_path"], feature_store["fs_yaml"]) if feature_store else None
+    store = (PointInTimeFeatures(project_path(feature_store["repo_path"]), feature_store["fs_yaml"])
+             if feature_store else None)  # an absolute repo path: later steps run in other working directories
     ranker, importance = fit_ranker(candidate_generator, train_interactions, valid_interactions, items, users,
                                     params or {}, store)
     return ranker, importance  # a literal tuple: ZenML reads the return statement to count outputs

@@ -15,7 +15,10 @@ import run  # noqa: E402
 
 
 def test_pipelines_not_built_yet_exit_2():
-    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), "--pipeline", "drift"],
+    unbuilt = [name for name, entry in run.PIPELINES.items() if entry is None]
+    if not unbuilt:
+        pytest.skip("every pipeline in run.py's table is built")
+    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), "--pipeline", unbuilt[0]],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "not built yet" in result.stderr
 

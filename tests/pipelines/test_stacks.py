@@ -6,7 +6,6 @@ import time
 from zenml.enums import StackComponentType
 
 import stacks
-from stacks.kubeflow import RUN_SETTINGS
 from stacks.local import MLFLOW_COMPONENT, STACK_NAME, mlflow_tracking_uri, register_local_stack
 
 
@@ -42,11 +41,16 @@ def test_kubeflow_stack_registers_from_environment(clean_zenml_client, tmp_path,
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     try:
-        assert stacks.activate("kubeflow", tmp_path) == RUN_SETTINGS
+        options = stacks.activate("kubeflow", tmp_path)
+        assert options["environment"]["RECSYS_STATE_ROOT"] == "gs://bucket/zenml/recsys-state"
+        assert options["settings"]["docker"]["requirements"][-1].startswith("gcsfs==")
         stack = clean_zenml_client.active_stack_model
         flavors = {t.value: [c.flavor_name for c in cs] for t, cs in stack.components.items()}
         assert stack.name == "recsys-kubeflow" and flavors == {
-            "orchestrator": ["kubeflow"], "artifact_store": ["gcp"], "container_registry": ["default"],
+            "orchestrator": ["recsys_kubeflow"], "artifact_store": ["gcp"], "container_registry": ["default"],
             "image_builder": ["local"], "experiment_tracker": ["mlflow"], "model_registry": ["mlflow"]}
+        assert stacks.activate("kubeflow", tmp_path) == options  # again: the flavor and stack exist already
+        monkeypatch.setenv("RECSYS_STATE_ROOT", "s3://other/state")
+        assert stacks.activate("kubeflow", tmp_path)["environment"]["RECSYS_STATE_ROOT"] == "s3://other/state"
     finally:
         clean_zenml_client.activate_stack(STACK_NAME)

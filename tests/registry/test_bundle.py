@@ -64,3 +64,33 @@ def test_latest_bundle_skips_partial_and_foreign_directories(tiny_recommender, t
         latest_bundle(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="not a model bundle"):
         read_bundle_meta(tmp_path / "notes")
+
+
+def test_a_published_bundle_is_found_and_pulled_from_a_shared_location(tiny_recommender, tmp_path, monkeypatch):
+    """Bundles handed over through a remote location (memory:// stands in for s3://): the newest complete
+    one is found there, a copy without bundle.json is not, and the pulled copy loads."""
+    import uuid
+
+    from recsys.registry.bundle import latest_shared_bundle, publish_bundle
+    from recsys.storage import STATE_ROOT_ENV, locate
+
+    monkeypatch.setenv(STATE_ROOT_ENV, f"memory://bundles-test/{uuid.uuid4().hex}")
+    root = locate("data/bundles/travel", tmp_path / "writer")
+    for version in ("v1", "v2"):
+        shared = root.child(version)
+        save_bundle(tiny_recommender, shared.local, {"v": version}, {}, version=version)
+        assert publish_bundle(shared) == shared.shared
+    with pytest.raises(FileExistsError):
+        publish_bundle(root.child("v2"))
+    half = root.child("v3")  # a copy cut off before bundle.json: not a candidate
+    save_bundle(tiny_recommender, half.local, {}, {}, version="v3")
+    (half.local / "bundle.json").unlink()
+    half.push()
+
+    reader = locate("data/bundles/travel", tmp_path / "reader")
+    newest = latest_shared_bundle(reader)
+    assert newest.shared.endswith("/v2") and not newest.local.exists()
+    recommender, meta = load_bundle(newest.pull())
+    assert meta["version"] == "v2" and recommender.version == "v2"
+    with pytest.raises(FileNotFoundError, match="no model bundle"):
+        latest_shared_bundle(locate("data/bundles/other", tmp_path / "reader"))
