@@ -2,14 +2,10 @@
 
 Direct mode (no Kafka): an event accepted by /feedback changes the user's next /recommend on whichever
 worker answers (the workers share the event log), and a service killed with SIGKILL and restarted still
-applies every event it acknowledged. Kafka mode (a real Kafka-protocol broker, the noida-db binary, and a
-real Feast sqlite online store): an event sent to /feedback, and one produced directly to the topic, change
-the user's next /recommend within a second on both workers, and an unknown user gets personal items after a
-few clicks.
-
-The rows are written here by `RowWriter`, which does what the stream consumer (recsys.streaming.consumer,
-on its own branch until merged) does with each batch: read the users' rows, fold the events in
-(UserEvents.merge, idempotent by event id), write them back (OnlineEventStore.write), commit the offsets.
+applies every event it acknowledged. Kafka mode (the dev broker, recsys.streaming.broker; the stream
+consumer, `python -m recsys.streaming.consumer`, writing the users' rows to a real Feast sqlite online
+store): an event sent to /feedback, and one produced directly to the topic, change the user's next
+/recommend within a second on both workers, and an unknown user gets personal items after a few clicks.
 
 Which worker answered: each server runs an A/B experiment whose two variants serve the same bundle, so each
 worker writes its own experiment log (experiments-<pid>.jsonl) with the request id of every answer.
@@ -22,6 +18,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -29,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bentos.devserver import free_port
+from bentos.settings import PROJECT_ROOT
 from tests.bentos.conftest import server_env
 
 pytestmark = pytest.mark.slow
@@ -150,73 +147,31 @@ def test_a_killed_service_restarted_applies_every_acknowledged_event(direct, bun
 # ---- Kafka mode ----
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    """The noida-db Kafka-protocol broker on a free loopback port (as tests/bentos/test_feedback_kafka.py)."""
-    import noida_db
-    from kafka import KafkaProducer
+    from recsys.streaming.broker import DevBroker
 
-    binary = Path(noida_db.__file__).parent / "noida-db"
-    port, data = free_port(), tmp_path_factory.mktemp("kafka")
-    with (data / "broker.log").open("wb") as log:
-        process = subprocess.Popen([str(binary), "start", "--data-dir", str(data / "db"), "--host", "127.0.0.1",
-                                    "--only", "kafka", "--kafka-port", str(port)],
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    address, deadline = f"127.0.0.1:{port}", time.monotonic() + 30
-    while True:
-        try:
-            KafkaProducer(bootstrap_servers=[address], request_timeout_ms=2000).close()
-            break
-        except Exception:  # noqa: BLE001 - not up yet
-            if time.monotonic() > deadline or process.poll() is not None:
-                os.killpg(process.pid, signal.SIGKILL)
-                raise RuntimeError(f"broker did not start: {(data / 'broker.log').read_text()[-2000:]}")
-            time.sleep(0.3)
-    yield address
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=20)
-
-
-class RowWriter(threading.Thread):
-    """The stream consumer's work on each batch (see the module docstring), on a loop until stopped."""
-
-    def __init__(self, broker: str, repo: Path):
-        super().__init__(daemon=True)
-        self.broker, self.repo, self.halt, self.error = broker, repo, threading.Event(), None
-
-    def run(self):
-        from kafka import KafkaConsumer
-
-        from recsys.streaming.events import parse
-        from recsys.streaming.state import OnlineEventStore
-
-        store = OnlineEventStore(self.repo)
-        consumer = KafkaConsumer(TOPIC, bootstrap_servers=[self.broker], group_id="rows", enable_auto_commit=False,
-                                 auto_offset_reset="earliest")
-        try:
-            while not self.halt.is_set():
-                events = [parse(m.value) for batch in consumer.poll(timeout_ms=20).values() for m in batch]
-                if events:
-                    users = sorted({e.user_id for e in events})
-                    rows = dict(zip(users, store.read(users)))
-                    store.write({u: rows[u].merge([e for e in events if e.user_id == u])[0] for u in users})
-                    consumer.commit()
-        except Exception as error:  # noqa: BLE001 - reported by the test
-            self.error = error
-        finally:
-            consumer.close()
+    with DevBroker(tmp_path_factory.mktemp("kafka") / "db") as running:
+        yield running.bootstrap
 
 
 @pytest.fixture(scope="module")
 def kafka_service(bundles, broker, feast_repo, start_server, tmp_path_factory):
+    """The service (2 workers) and the stream consumer, both on the broker and the Feast repo's online store."""
     tmp = tmp_path_factory.mktemp("kafka-serve")
+    stream = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker, "RECSYS_FEEDBACK_TOPIC": TOPIC,
+              "RECSYS_FEATURE_REPO": str(feast_repo), "RECSYS_FEATURE_STORE_YAML": "feature_store.yaml",
+              "RECSYS_EVENT_ARCHIVE": str(tmp / "archive"), "RECSYS_STREAM_MODEL": "", "RECSYS_STREAM_GROUP": "e2e",
+              "RECSYS_STREAM_METRICS_PORT": "0", "PYTHONPATH": str(PROJECT_ROOT)}
+    with (tmp / "consumer.log").open("wb") as log:
+        consumer = subprocess.Popen([sys.executable, "-m", "recsys.streaming.consumer", "--create-topics"],
+                                    cwd=PROJECT_ROOT, env=stream, stdout=log, stderr=subprocess.STDOUT)
     env = two_workers(tmp, bundles["v1"], KAFKA_BOOTSTRAP_SERVERS=broker, RECSYS_FEEDBACK_TOPIC=TOPIC,
                       RECSYS_FEATURE_REPO=str(feast_repo), RECSYS_FEATURE_STORE_YAML="feature_store.yaml")
-    server = all_workers_ready(start_server(env))
-    writer = RowWriter(broker, feast_repo)
-    writer.start()
-    yield tmp, server
-    writer.halt.set()
-    writer.join(timeout=10)
-    assert writer.error is None, writer.error
+    try:
+        yield tmp, all_workers_ready(start_server(env))
+        assert consumer.poll() is None, (tmp / "consumer.log").read_text()[-3000:]
+    finally:
+        consumer.send_signal(signal.SIGTERM)  # graceful: finishes the batch, commits, exits
+        consumer.wait(timeout=30)
 
 
 def test_with_kafka_an_event_reaches_every_worker_within_a_second(kafka_service, broker, bundles):
