@@ -3,6 +3,8 @@
     python benchmarks/serving.py                       # 10k-item catalogue, 10 s per wrk run, 60 s soak
     python benchmarks/serving.py --items 400 --duration 10 --soak 60
     python benchmarks/serving.py --tail-sources        # also BentoML's defaults, to see where the tail comes from
+    python benchmarks/serving.py --store --baseline-code DIR --profile   # the online store read per request,
+                                                       # against another checkout (benchmarks/serving_store.py)
 
 Self-contained: it takes (training once, cached under data/bench/) the benchmark bundle of
 benchmarks/serving_stages.py, prints that script's in-process per-stage p50/p99, then starts three servers
@@ -108,6 +110,7 @@ class Uvicorn:
 
 def server_env(tmp: Path, model: str, **extra) -> dict[str, str]:
     env = {"RECSYS_MODEL": model, "BENTOML_HOME": str(tmp / "bentoml"), "RECSYS_LOG_DIR": str(tmp / "logs"),
+           "RECSYS_EVENT_LOG": str(tmp / "events.jsonl"),
            "RECSYS_CACHE_DIR": str(tmp / "cache"), "RECSYS_RELOAD_INTERVAL": "0", "KAFKA_BOOTSTRAP_SERVERS": "",
            "RECSYS_EXPERIMENT": "", "RECSYS_SHADOW_MODEL": "", "BENTOML_DO_NOT_TRACK": "true"}
     env.update({k: str(v) for k, v in extra.items()})
@@ -244,6 +247,12 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--tail-sources", action="store_true", help="also run BentoML's default settings")
     parser.add_argument("--skip-in-process", action="store_true", help="HTTP (and soak) only")
+    parser.add_argument("--store", action="store_true", help="a ranker with Feast store features and the users' "
+                        "real-time rows read per request (benchmarks/serving_store.py); no in-process part, no soak")
+    parser.add_argument("--baseline-code", type=Path, help="--store: also serve this checkout's code, interleaved")
+    parser.add_argument("--rounds", type=int, default=3, help="--store: interleaved rounds")
+    parser.add_argument("--connections", type=int, nargs="+", default=[8], help="--store: wrk connection counts")
+    parser.add_argument("--profile", action="store_true", help="--store: py-spy shares of each worker's samples")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
@@ -260,6 +269,15 @@ def main() -> None:
           f"{os.cpu_count()} cores ({platform.machine()}), load average {load[0]:.2f} (shared box: other "
           f"processes run beside this one); Python {platform.python_version()}; "
           f"{subprocess.run(['wrk', '-v'], capture_output=True, text=True).stdout.split(chr(10))[0]}")
+    if args.store:
+        from serving_store import compare
+
+        with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:
+            compare(args.baseline_code, users, args.k, args.duration, args.rounds, args.connections, args.profile,
+                    Path(tmp), args.items)
+        load = os.getloadavg()
+        print(f"\nload average at the end: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min)")
+        return
     if not args.skip_in_process:
         in_process(bundle, args.requests, args.k)
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:

@@ -28,8 +28,9 @@ def free_port() -> int:
 
 class BentoServer:
     def __init__(self, env: dict[str, str], log_path: str | Path, service: str = SERVICE,
-                 port: int | None = None, args: tuple[str, ...] = ()):
+                 port: int | None = None, args: tuple[str, ...] = (), root: str | Path | None = None):
         self.port = port or free_port()
+        self.root = Path(root or PROJECT_ROOT)  # the checkout whose code it serves (a benchmark's baseline)
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env}
         self.log_path, self.service, self.args = Path(log_path), service, args
@@ -42,7 +43,7 @@ class BentoServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bentoml", "serve", self.service, "--host", "127.0.0.1",
              "--port", str(self.port), *self.args],
-            cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

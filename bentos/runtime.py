@@ -2,8 +2,10 @@
 
 `ServingRuntime` owns the model slots (control; treatment when an A/B experiment is configured; shadow),
 assigns each user to a variant by a stable hash, scores the shadow on live traffic (logged, never served),
-routes feedback to Kafka or applies it in place, and keeps the metrics. bentos/service.py is a thin BentoML
-adapter over it; the tests and the benchmark drive it directly too.
+makes feedback durable (Kafka, or the local event log) and applies it in place, gives every loaded
+version's online state its source of other processes' events (recsys/serving/state.py: the users' rows in
+the online store with Kafka, the shared event log without), and keeps the metrics. bentos/service.py is a
+thin BentoML adapter over it; the tests and the benchmark drive it directly too.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import logging
 import os
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 from bentos.feedback import KafkaSink
 from bentos.settings import ServingSettings
 from bentos.slots import Loaded, ModelSlot
 from bentos.warmup import BUSY_SECONDS, Warmer, prime
+from recsys.serving.eventlog import EventLog
 from recsys.serving.experiments import Experiment, ExperimentLog, Shadow
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,9 @@ class ServingRuntime:
             self.slots["shadow"] = self._slot("shadow", settings.shadow, self._prepare_shadow)
         self.kafka = (KafkaSink(settings.kafka_bootstrap_servers, settings.feedback_topic)
                       if settings.kafka_bootstrap_servers else None)
+        # Without Kafka an accepted event is on disk before /feedback answers, and the other processes of
+        # this deployment on the host (workers, a second server) read it from the same file.
+        self.event_log = EventLog(settings.event_log) if self.kafka is None and settings.event_log else None
         exp = settings.experiment
         self.experiment = (Experiment(exp.name, {"control": 1.0 - exp.treatment_share, "treatment": exp.treatment_share})
                            if exp.active else None)
@@ -58,6 +65,7 @@ class ServingRuntime:
         lists for the users the old one served most recently (`warm_before_swap_seconds`), so they stay
         fast across the swap. Returns the online feature provider or None."""
         online = self._attach_online_features(recommender)
+        self._attach_state(recommender, online)
         warm = recommender.variant(filters={"record_impressions": False})
         users = recommender.history.users[:1]
         for user in users + [WARMUP_USER]:
@@ -74,6 +82,7 @@ class ServingRuntime:
 
     def _prepare_shadow(self, recommender):
         online = self._attach_online_features(recommender)
+        self._attach_state(recommender, online)
         warm = recommender.variant(filters={"record_impressions": False})
         for user in recommender.history.users[:1] + [WARMUP_USER]:
             warm.recommend(user, k=10)
@@ -91,7 +100,26 @@ class ServingRuntime:
 
         cfg = self.settings.online_features
         return attach_online_features(recommender, cfg.repo_path, cfg.fs_yaml, timedelta(hours=cfg.max_age_hours),
-                                      cfg.clock, cfg.item_refresh_seconds)
+                                      cfg.clock, cfg.item_refresh_seconds, cfg.user_refresh_seconds)
+
+    def _attach_state(self, recommender, online) -> None:
+        """Where this version's online state gets the events other processes accepted: with Kafka, each
+        requesting user's row in the online store (the stream consumer writes it; read in the same lookup as
+        the ranker's store features, `online`); without, the shared event log, replayed now (so a restarted
+        service has every event it acknowledged) and followed on every request."""
+        state = recommender.state
+        if self.kafka is not None:
+            from recsys.serving.state import StoreRows
+
+            cfg = self.settings.online_features
+            views = online.user_views if online is not None else ()
+            state.use_store(StoreRows(cfg.repo_path, cfg.fs_yaml, views,
+                                      store=(lambda: online.store) if online is not None else None))
+        elif self.event_log is not None:
+            started = time.perf_counter()
+            counts = state.use_log(self.event_log.reader())
+            log.info("event log %s replayed in %.1fs: %s", self.settings.event_log, time.perf_counter() - started,
+                     counts)
 
     def load(self) -> None:
         """Initial load of every slot, in the caller's thread. The control model must load; a failing
@@ -163,6 +191,7 @@ class ServingRuntime:
             self.metrics.set_ranked_lists(variant, loaded.recommender.ranked.stats(),
                                           self.warmers.get(variant) is not None
                                           and self.warmers[variant].finished_at is not None)
+            self.metrics.set_online_state(variant, loaded.recommender.state)
         if self.metrics is not None:
             n_cold = sum(item["stage"] == "cold_start" for item in items)
             if n_cold:
@@ -183,35 +212,53 @@ class ServingRuntime:
 
     # ---- feedback ----
     def record_feedback(self, event: dict) -> dict:
-        """Send (Kafka) or apply (in place, to every loaded version) one contract event, tagged with the
-        user's experiment variant and the model version serving them; logged for experiment readouts."""
+        """`accept_feedback` then `apply_feedback`, in the caller's thread."""
+        return self.apply_feedback(self.accept_feedback(event))
+
+    def accept_feedback(self, event: dict) -> dict:
+        """Make a contract event durable before it is acknowledged: produced to Kafka (the broker's ack), or
+        appended to the event log (fsync). Tags it with the user's experiment variant and the model version
+        serving them. Blocking I/O: the service runs it off the event loop. Raises ValueError for an event
+        that is not a valid contract event (nothing is stored)."""
+        from recsys.streaming.events import parse
+
         variant = self.variant(event["user_id"])
         event = {**event, "experiment": self.experiment_name(), "variant": variant,
                  "model_version": self.slots[variant].current.version}
+        parse(event)  # the contract's validation: InvalidEvent (a ValueError) names the field
         if self.kafka is not None:
             self.kafka.send(event)
-            sink, applied = "kafka", None
-        else:
-            sink, applied = "direct", None
-            for slot in self.slots.values():  # every loaded version keeps the same online state
-                if slot.current is None:
-                    continue
-                recommender = slot.current.recommender
-                if event["item_id"] in recommender.catalog.index:
-                    counts = recommender.record_feedback(event)
-                    warmer = self.warmers.get(slot.name)
-                    if warmer is not None and event["event_type"] != "impression":
-                        warmer.touch(event["user_id"])  # their ranked list is recomputed before they return
-                else:  # an item this version does not know: nothing to apply (History.add fails on it)
-                    counts = {"applied": 0, "unknown_items": 1, "impressions": 0}
-                applied = counts if applied is None else applied
+        elif self.event_log is not None:
+            self.event_log.append([event])
+        return event
+
+    def apply_feedback(self, event: dict) -> dict:
+        """Apply an accepted event to every loaded version at once (with Kafka: read-your-writes in this
+        worker; the stream consumer's row brings it to the others, and here again changes nothing: same
+        event id), log it for experiment readouts, count it. Call it on the thread that serves requests."""
+        variant = event["variant"]
+        local = {"user_id": event["user_id"], "item_id": event["item_id"], "event_type": event["event_type"],
+                 "timestamp": datetime.fromisoformat(event["timestamp"]).timestamp(), "event_id": event["event_id"]}
+        known = None
+        for slot in self.slots.values():  # every loaded version keeps the same online state
+            if slot.current is None:
+                continue
+            recommender = slot.current.recommender
+            in_catalogue = event["item_id"] in recommender.catalog.index
+            if in_catalogue:
+                recommender.record_feedback(local)
+                warmer = self.warmers.get(slot.name)
+                if warmer is not None and event["event_type"] != "impression":
+                    warmer.touch(event["user_id"])  # their ranked list is recomputed before they return
+            known = in_catalogue if known is None else known
+        sink = "kafka" if self.kafka is not None else "direct"
         if self.log is not None:  # the readout joins feedback to impressions by user and item
             self.log.write({"type": "feedback", **{k: event[k] for k in ("event_id", "user_id", "item_id",
                             "event_type", "experiment", "variant", "model_version") if k in event}})
         if self.metrics is not None:
             self.metrics.feedback.labels(sink, event["event_type"], variant).inc()
         return {"event_id": event["event_id"], "sink": sink, "variant": variant,
-                "applied": None if applied is None else bool(applied["applied"] or applied["impressions"])}
+                "applied": None if sink == "kafka" else bool(known)}
 
     # ---- health ----
     def ready(self) -> tuple[bool, str]:
@@ -229,6 +276,9 @@ class ServingRuntime:
             online = slot.current.online if slot.current is not None else None
             if online is not None and not online.ping():  # ping never raises; bounded by its timeout
                 return False, f"online feature store of {name} not answering"
+            rows = slot.current.recommender.state.rows if slot.current is not None else None
+            if online is None and rows is not None and not rows.ping():
+                return False, f"online store of {name} (the users' real-time rows) not answering"
         return True, "ok"
 
     def _busy(self) -> bool:
@@ -241,3 +291,5 @@ class ServingRuntime:
             self.shadow.close(timeout=1.0)
         if self.kafka is not None:
             self.kafka.close()
+        if self.event_log is not None:
+            self.event_log.close()

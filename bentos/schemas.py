@@ -91,7 +91,9 @@ class FeedbackEvent(BaseModel):
 
 class FeedbackResponse(BaseModel):
     event_id: str
-    sink: str = Field(description="kafka (produced to the events topic) or direct (applied in place).")
+    sink: str = Field(description="kafka (produced to the events topic) or direct (kept in the service's event "
+                                  "log and applied in place).")
     variant: str = Field(description="Experiment variant of the user (control when no experiment runs).")
     applied: bool | None = Field(None, description="direct: whether the served model's state changed (false "
-                                                   "for an item outside its catalogue); kafka: null.")
+                                                   "for an item outside its catalogue); kafka: null (the stream "
+                                                   "consumer's row brings it to every worker and replica).")

@@ -11,6 +11,7 @@ and the APIs answer 503 until the bundle is loaded; a poller swaps in promoted v
 The handlers are `async def` and call the Recommender directly on the event loop: a request is a few
 milliseconds of CPU work under the GIL, so a thread pool only adds hand-offs, and serving every request on
 one thread means feedback applied in place never races a recommendation (docs/serving.md has the numbers).
+/feedback makes the event durable off the loop (Kafka's ack, or the event log's fsync), then applies it on it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ API_ROUTES = ("/recommend", "/similar_items", "/feedback")
 # request's CPU, and full garbage collections over the framework's ~10^6 long-lived objects stall the
 # event loop for tens of milliseconds (see `_freeze_heap`).
 SERVICE_OPTIONS = dict(
-    workers=SETTINGS.workers,  # >1 only with feedback via Kafka: in-place online state is per worker
+    workers=SETTINGS.workers,  # workers share the online state: store rows (Kafka) or the event log
     traffic={"timeout": 10, "max_concurrency": 256},  # beyond 256 in flight: 503 at once instead of queueing
     logging={"access": {"enabled": SETTINGS.access_log}},
     tracing={"excluded_urls": [] if SETTINGS.trace_api else list(API_ROUTES)},
@@ -147,15 +148,13 @@ class RecommenderService:
 
     @bentoml.api(route="/feedback")
     async def feedback(self, event: FeedbackEvent, /) -> FeedbackResponse:
-        """Record one interaction: produced to Kafka when configured, else applied to the served model."""
+        """Record one interaction: stored (Kafka, or the event log) before the answer, applied at once."""
         self._require_model()
         fields = event.model_dump(exclude_none=True)
         contract = make_event(**fields)
-        try:
-            if self.runtime.kafka is not None:  # waits for the broker's ack: keep it off the event loop
-                result = await anyio.to_thread.run_sync(self.runtime.record_feedback, contract)
-            else:
-                result = self.runtime.record_feedback(contract)
+        try:  # the broker's ack or the log's fsync: off the event loop
+            accepted = await anyio.to_thread.run_sync(self.runtime.accept_feedback, contract)
+            result = self.runtime.apply_feedback(accepted)
         except ValueError as error:
             self.metrics.errors.labels("feedback", "invalid").inc()
             raise InvalidArgument(str(error)) from None

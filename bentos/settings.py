@@ -2,7 +2,7 @@
 
 One small surface for everything the service reads at start-up: which model bundle to serve (and for an
 A/B test or a shadow, which others), how often to look for a promoted version, where feedback goes and
-where experiment logs are written. `RECSYS_SERVING_CONFIG` points at another YAML file of the same shape.
+where experiment logs and the event log are written. `RECSYS_SERVING_CONFIG` points at another YAML file of the same shape.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class OnlineFeatureSettings(BaseModel):
     clock: str = Field("wall", pattern="^(wall|snapshot)$", description="freshness measured against")
     max_age_hours: float = Field(36.0, gt=0, description="older online rows count as missing")
     item_refresh_seconds: float = Field(300.0, gt=0, description="item feature table refresh period")
+    user_refresh_seconds: float = Field(60.0, ge=0, description="a user's daily rows are read at most this often "
+                                        "(kept in between; 0: on every request)")
 
 
 class ServingSettings(BaseModel):
@@ -47,6 +49,8 @@ class ServingSettings(BaseModel):
     shadow: str | None = None
     kafka_bootstrap_servers: str | None = None
     feedback_topic: str = "recsys.events"
+    event_log: str | None = Field("data/serving/events.jsonl", description="without Kafka: the durable log of "
+                                  "accepted feedback every process of the deployment on the host shares")
     log_dir: str = "data/serving/logs"
     online_features: OnlineFeatureSettings = OnlineFeatureSettings()
     workers: int = Field(1, ge=1, description="BentoML worker processes")
@@ -71,6 +75,7 @@ ENV = {
     "RECSYS_SHADOW_MODEL": (None, "shadow"),
     "KAFKA_BOOTSTRAP_SERVERS": (None, "kafka_bootstrap_servers"),
     "RECSYS_FEEDBACK_TOPIC": (None, "feedback_topic"),
+    "RECSYS_EVENT_LOG": (None, "event_log"),
     "RECSYS_LOG_DIR": (None, "log_dir"),
     "RECSYS_FEATURE_REPO": ("online_features", "repo_path"),
     "RECSYS_FEATURE_STORE_YAML": ("online_features", "fs_yaml"),
@@ -104,6 +109,7 @@ def load_settings(path: str | Path | None = None, environ: dict | None = None) -
             (data[section] if section else data)[key] = value
     settings = ServingSettings.model_validate(data)
     updates = {"cache_dir": str(resolve_path(settings.cache_dir)), "log_dir": str(resolve_path(settings.log_dir)),
+               "event_log": str(resolve_path(settings.event_log)) if settings.event_log else None,
                "online_features": settings.online_features.model_copy(
                    update={"repo_path": str(resolve_path(settings.online_features.repo_path))})}
     if settings.tracking_uri.startswith("sqlite:///") and not settings.tracking_uri.startswith("sqlite:////"):

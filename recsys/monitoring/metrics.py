@@ -20,6 +20,12 @@ STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # How many items leave a stage: candidates are in the hundreds, final lists up to k = 100.
 NO_ITEM_STAGES = ("filter", "rerank")  # stages that report no item count to the observer
+# From an event's time to its application in a serving process that did not take it (store row, event log):
+# the consumer's batch and the row read at the user's next request; seconds to minutes when backed up.
+AGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+STATE_EVENTS = ("applied", "duplicates", "in_bundle")  # recsys.serving.state.OnlineState.counts
+STATE_READS = {"store_reads": "reads", "store_errors": "errors", "store_skipped": "skipped",
+               "log_bad_lines": "bad_log_lines"}
 ITEM_BUCKETS = (0, 1, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
@@ -64,6 +70,46 @@ class ServingMetrics:
             "explain_passes (a cached list recomputed to explain a deeper page), invalidated, evicted; "
             "warm_done is 1 once the background warm-up finished.",
             ["variant", "what"], multiprocess_mode="livesum", registry=registry)
+
+        # The online state (recsys/serving/state.py). Its read latency is the "state" stage above.
+        self.state_events = Counter(
+            f"{ns}_online_state_events_total", "Events the served version's online state took from the store rows "
+            "(Kafka) or the shared event log: applied, duplicates (an event id it had already), in_bundle (an "
+            "event the loaded bundle holds already).", ["variant", "what"], registry=registry)
+        self.state_reads = Counter(
+            f"{ns}_online_state_reads_total", "Reads of the users' real-time rows: reads, errors (the store "
+            "failed: served from the state in memory), skipped (paused after a failure), bad_log_lines.",
+            ["variant", "what"], registry=registry)
+        self.state_event_age = Histogram(
+            f"{ns}_online_state_event_age_seconds", "From an event's time to its application in a serving "
+            "process that did not take it (store row or event log): the freshness of the shared state.",
+            ["variant"], buckets=AGE_BUCKETS, registry=registry)
+        self._state_seen: dict = {}  # (variant, id(state)) -> the counts already exported
+
+    def set_online_state(self, variant: str, state) -> None:
+        """Export what `state` (an OnlineState) counted since the last call; a new version starts afresh."""
+        status = state.status()
+        key = (variant, id(state))
+        seen = self._state_seen.get(key)
+        if seen is None:
+            self._state_seen = {k: v for k, v in self._state_seen.items() if k[0] != variant}
+            seen = self._state_seen[key] = {}
+        for name in STATE_EVENTS:
+            self._add(self.state_events.labels(variant, name), seen, name, status.get(name, 0))
+        for name, what in STATE_READS.items():
+            self._add(self.state_reads.labels(variant, what), seen, name, status.get(name, 0))
+        ages = state.ages
+        if ages:
+            child = self.state_event_age.labels(variant)
+            while ages:
+                child.observe(max(ages.popleft(), 0.0))
+
+    @staticmethod
+    def _add(counter, seen: dict, name: str, total: float) -> None:
+        delta = total - seen.get(name, 0)
+        if delta > 0:
+            counter.inc(delta)
+            seen[name] = total
 
     def set_ranked_lists(self, variant: str, stats: dict, warm_done: bool) -> None:
         for what in ("entries", "bytes", "hits", "misses", "fallbacks", "explain_passes", "invalidated", "evicted"):

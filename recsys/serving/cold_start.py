@@ -9,6 +9,8 @@ the users-table row of the user (registered but never active) overridden by the 
 
 Content-based matches come from the two-tower user tower fed with the segment's attributes and an unknown
 id (`TwoTowerSource.attribute_vectors`); `interleave` mixes them into the trending list at a fixed share.
+`ColdLists` is the stage as a request runs it: a page filtered and re-ranked like a personal list, kept per
+(segment, context, exclusions, k) so a visitor's page costs a lookup.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from recsys.serving.explain import rule_text
+from recsys.serving.slate import Slate
 
 DAY = 86400.0
 
@@ -148,3 +153,81 @@ def interleave(primary: np.ndarray, secondary: np.ndarray, share: float, n: int)
         else:
             break
     return np.asarray(out, dtype=np.int64), np.asarray(flags, dtype=bool)
+
+
+class ColdLists:
+    """The cold-start stage: trending for the user's segment with two-tower content matches mixed in,
+    filtered like everything else, then re-ranked (MMR, rules) like a personal list. `two_tower` (a
+    TwoTowerSource or None) and `vectors` (its catalogue vectors) give the content matches."""
+
+    MAX_KEPT = 4096  # segment lists and pages kept (a bound, not an LRU: segments are few)
+
+    def __init__(self, cold: ColdStart, reranker, config: dict, two_tower=None, vectors=None):
+        self.cold, self.reranker, self.config = cold, reranker, config
+        self.two_tower, self.vectors = two_tower, vectors
+        self._lists: dict = {}  # segment -> (trending, phrase, content or None, phrase)
+        self._pages: dict = {}  # (segment, context, exclusions, k) -> a page
+
+    def clear(self) -> None:
+        """The trends changed (refit): forget the kept lists and pages."""
+        self._lists, self._pages = {}, {}
+
+    def lists(self, segment: dict):
+        """(trending scores, phrase, content scores or None, phrase) for a segment; kept."""
+        key = tuple(sorted(segment.items()))
+        hit = self._lists.get(key)
+        if hit is None:
+            trend, text = self.cold.scores(segment)
+            content, content_text = None, ""
+            two_tower = self.two_tower
+            profile = {a: v for a, v in segment.items() if two_tower and a in two_tower.user_attributes}
+            if profile and self.vectors is not None and self.config["content_share"] > 0:
+                content = self.vectors @ two_tower.attribute_vectors([profile])[0]
+                content[~self.vectors.any(axis=1)] = -np.inf
+                who = " and ".join(f"{a.replace('_', ' ')} {v}" for a, v in sorted(profile.items()))
+                content_text = f"matches travellers of {who}"
+            hit = (trend, text, content, content_text)
+            if len(self._lists) < self.MAX_KEPT:
+                self._lists[key] = hit
+        return hit
+
+    def slate(self, user_id: str, k: int, excluded: np.ndarray, parsed, n_items: int) -> Slate:
+        """Up to k items for `user_id` (a segment from the users table, overridden by the context's segment
+        keys), none of `excluded` (sorted positions), all inside the context mask."""
+        c = self.config
+        segment = {**self.cold.segment_of(user_id), **parsed.segment}
+        # A function of the segment, the context, the exclusions and k: kept (bounded), so a visitor's page
+        # costs a lookup; the exclusions (blocklist, fatigue, ...) are part of the key.
+        key = (tuple(sorted(segment.items())), parsed.key, np.asarray(excluded, dtype=np.int64).tobytes(), k)
+        page = self._pages.get(key)
+        if page is not None:
+            return Slate(*(list(part) for part in page))
+        trend, text, content, content_text = self.lists(segment)
+        allowed = np.ones(n_items, dtype=bool) if parsed.mask is None else parsed.mask.copy()
+        allowed[excluded] = False
+        trending = top(np.where(allowed, _fit(trend, n_items), -np.inf), c["pool"])
+        matches = top(np.where(allowed, content, -np.inf), c["pool"]) if content is not None else trending[:0]
+        pos, from_content = interleave(trending, matches, c["content_share"], c["pool"])
+        rel = 1.0 - np.arange(len(pos)) / max(len(pos), 1)
+        chosen, sc, labels = self.reranker.rerank(pos, rel, k, lambda p: bool(allowed[p]))
+        flags = dict(zip(pos.tolist(), from_content.tolist()))
+        sources = ["two_tower" if flags.get(p) else "trending" for p in chosen]
+        reasons = ["; ".join(x for x in (content_text if s == "two_tower" else text, rule_text(lb)) if x)
+                   for s, lb in zip(sources, labels)]
+        stages = ["pinned" if lb.startswith("pin:") else "cold_start" for lb in labels]
+        if len(self._pages) < self.MAX_KEPT:
+            self._pages[key] = (tuple(int(p) for p in chosen), tuple(sc), tuple(sources), tuple(stages),
+                                tuple(reasons))
+        return Slate(list(chosen), list(sc), sources, stages, reasons)
+
+
+def top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the n best finite scores, best first (ties by position)."""
+    finite = np.flatnonzero(np.isfinite(scores))
+    if len(finite) > n:
+        finite = finite[np.argpartition(-scores[finite], n - 1)[:n]]
+    return finite[np.lexsort((finite, -scores[finite]))]
+
+
+def _fit(values: np.ndarray, n: int) -> np.ndarray:
+    return values if len(values) >= n else np.r_[values, np.zeros(n - len(values), values.dtype)]

@@ -7,13 +7,20 @@ Built only for the k items returned (after re-ranking), from three things the st
 - the ranker's top feature contributions for that row (decision-path attribution, `PathContributions`),
   averaged over the ranker's seed models;
 - the stage and any business rule that placed the item (pinned, boosted, cold start segment).
+
+`ExplainStage` is the stage as a request runs it: it explains the chosen items of a list from the feature
+rows the rank stage kept (a list computed on this request) or, for a cached list whose explanations do not
+reach the page, from rows computed again (an "explanation pass", counted); the rest of a fresh list's
+re-rank pool is explained off the request path (`deferred`, the service's warm-up thread runs it).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
+
+from recsys.serving.contributions import PathContributions
+from recsys.serving.ranked import Ranked
 
 VERBS = {"view": "viewed", "click": "clicked", "add_to_cart": "added to your cart", "booking": "booked",
          "purchase": "bought", "rating": "rated"}
@@ -21,108 +28,6 @@ SOURCE_PHRASES = {"item_item": "often chosen together with what you liked",
                   "co_visitation": "often viewed next to what you viewed",
                   "two_tower": "matches your taste profile", "popular": "trending now"}
 NAME_COLUMNS = ("title", "name")
-
-
-class PathContributions:
-    """Per-row feature contributions of a tree ensemble by decision path (Saabas; the `treeinterpreter`
-    method): walking a tree from the root to the row's leaf, each split moves the node value by
-    (child value - parent value), credited to the split's feature. Per tree and leaf that credit vector is
-    fixed, so it is tabulated once from the booster's dump; a request then costs one `pred_leaf` call and a
-    gather: ~0.1 ms for 10 rows, where exact TreeSHAP (LightGBM `pred_contrib`) costs ~0.2 ms per row and
-    booster. Contributions plus the root values sum to the prediction exactly. Hand-written (LightGBM
-    offers only exact SHAP); XGBoost's own `approx_contribs` is the same method and is used for it."""
-
-    def __init__(self, ranker):
-        self.ranker = ranker
-        self.n_features = len(ranker.feature_names)
-        self.tables, self.widths, self.bias, self.values = [], [], [], []
-        self._stacked: dict[int, np.ndarray] = {}  # models -> their tables stacked, over the model count
-        if ranker.kind == "lightgbm":
-            for model in ranker.models:
-                dump = model.dump_model(num_iteration=ranker.best_iteration)
-                trees = [t["tree_structure"] for t in dump["tree_info"]]
-                width = max(t["num_leaves"] for t in dump["tree_info"])
-                table = np.zeros((len(trees), width, self.n_features), dtype=np.float64)
-                bias, values = 0.0, np.zeros((len(trees), width))
-                for t, root in enumerate(trees):
-                    bias += _walk(root, table[t], values[t], np.zeros(self.n_features),
-                                  root.get("internal_value", root.get("leaf_value", 0.0)))
-                self.tables.append(table.reshape(-1, self.n_features))  # row = tree * width + leaf
-                self.values.append(values.ravel())
-                self.widths.append(width)
-                self.bias.append(bias)
-
-    @property
-    def tabulated(self) -> bool:
-        """Whether scores and contributions can come from leaf indices (LightGBM)."""
-        return bool(self.tables)
-
-    def leaves(self, X: np.ndarray, models: int | None = None) -> list[np.ndarray]:
-        """Per model (the first `models`, default all), [n, n_trees] rows into its tables (tree * width +
-        leaf index)."""
-        out = []
-        for model, width in list(zip(self.ranker.models, self.widths))[:models]:
-            threads = 1 if len(X) <= 5000 else 0
-            leaves = model.predict(X, num_iteration=self.ranker.best_iteration, pred_leaf=True, num_threads=threads)
-            leaves = np.asarray(leaves, dtype=np.int64).reshape(len(X), -1)
-            out.append(leaves + width * np.arange(leaves.shape[1])[None, :])
-        return out
-
-    def score(self, leaves: list[np.ndarray]) -> np.ndarray:
-        """The ranker's prediction from leaf indices (sum of leaf values, averaged over models): the rank
-        stage uses this so the same leaves also explain the returned items without another pass."""
-        return np.mean([values[rows].sum(axis=1) for values, rows in zip(self.values, leaves)], axis=0)
-
-    def from_leaves(self, leaves: list[np.ndarray]) -> np.ndarray:
-        """Contributions averaged over the models whose leaves are given (the first len(leaves)): one sparse
-        product of the rows' leaf indicators with the models' stacked tables (scaled by 1 / models), ~5x
-        cheaper than gathering [rows, trees, features] and summing it."""
-        n, m = (len(leaves[0]) if leaves else 0), len(leaves)
-        if not n:
-            return np.zeros((0, self.n_features))
-        stacked = self._stacked.get(m)
-        if stacked is None:
-            stacked = self._stacked[m] = np.vstack(self.tables[:m]) / m
-        offsets = np.cumsum([0] + [len(t) for t in self.tables[: m - 1]])
-        cols = np.concatenate([rows + off for rows, off in zip(leaves, offsets)], axis=1)
-        indicator = sp.csr_matrix((np.ones(cols.size), cols.ravel(), np.arange(0, cols.size + 1, cols.shape[1])),
-                                  shape=(n, len(stacked)))
-        return indicator @ stacked
-
-    def __call__(self, X: np.ndarray, models: int | None = None) -> np.ndarray:
-        """[n, n_features] contributions, averaged over the ranker's first `models` models (default all;
-        with all, they and the root values sum to the ranker's prediction)."""
-        ranker, parts = self.ranker, []
-        if self.tabulated:
-            return self.from_leaves(self.leaves(X, models))
-        if ranker.kind == "xgboost":
-            import xgboost as xgb
-
-            data = xgb.DMatrix(X, feature_names=ranker.feature_names, nthread=1)
-            parts = [np.asarray(m.predict(data, pred_contribs=True, approx_contribs=True,
-                                          iteration_range=(0, ranker.best_iteration)))[:, :-1] for m in ranker.models]
-        if not parts:
-            return np.zeros((len(X), self.n_features))
-        return np.mean(parts, axis=0)
-
-
-def _walk(node: dict, table: np.ndarray, values: np.ndarray, path: np.ndarray, root_value: float) -> float:
-    """Fill table[leaf] with the credit vector of each leaf's path and values[leaf] with its output;
-    returns the root value."""
-    stack = [(node, path)]
-    while stack:
-        n, credit = stack.pop()
-        if "leaf_index" in n or "split_feature" not in n:
-            table[n.get("leaf_index", 0)] = credit
-            values[n.get("leaf_index", 0)] = n.get("leaf_value", 0.0)
-            continue
-        for side in ("left_child", "right_child"):
-            child = n[side]
-            value = child.get("internal_value", child.get("leaf_value", 0.0))
-            step = credit.copy()
-            step[n["split_feature"]] += value - n["internal_value"]
-            stack.append((child, step))
-    return float(root_value)
 
 
 class Explainer:
@@ -292,6 +197,93 @@ class Explainer:
             parts = [anchor or SOURCE_PHRASES.get(source, f"proposed by {source}"), factor, rule_text(label)]
             out.append("; ".join(p for p in parts if p))
         return out
+
+
+class ExplainStage:
+    """The explain stage of a Recommender: reasons for the items a page chose (`explain`), a warm-up's
+    explanations (`warm`), and the explanations queued off the request path (`deferred`). `lists` is the
+    retrieve + rank stage (recsys/serving/lists.py: feature rows computed again, the cache's queue);
+    `seen(user)` the positions retrieval skipped for a list."""
+
+    def __init__(self, explainer: Explainer, lists, seen, history, pool: int, cache_config: dict):
+        self.explainer, self.lists, self.seen, self.history = explainer, lists, seen, history
+        self.pool, self.margin = int(pool), int(cache_config["explain_margin"])
+        self.ahead = bool(cache_config["explain_ahead"])
+
+    def depth(self, k: int) -> int:
+        """Candidates explained per ranked list: the re-rank pool (or k) plus a margin."""
+        return max(self.pool, k) + self.margin
+
+    def reach(self, rows: np.ndarray, k: int) -> int:
+        """How deep a list is explained once its feature rows are paid for: past the deepest item chosen
+        (`rows`, indices into the list) by three re-rank pools (or two pages and a pool, for a large k), so
+        a user paging deeper pays again after ~9 pages instead of every ~3. The whole list costs more than it
+        saves (~2.5 ms more a pass on the 10k bench)."""
+        return int(rows.max()) + 1 + max(3 * self.pool, 2 * k + self.pool)
+
+    def explain(self, user: str, entry: Ranked, pick, pushed, k: int) -> None:
+        """Fill `pick.slate.reasons` (a page the re-rank stage chose from `entry`). `pushed`: the list was
+        computed past this request's filters (the short-list fallback): explained for this request only."""
+        rows, slate, cache, depth = pick.rows, pick.slate, self.lists.cache, self.depth(k)
+        missing = entry.unexplained(rows)
+        if len(missing):
+            passed = entry.pending is None
+            if passed:  # a cached entry without its feature rows: one more pass for them
+                cache.counts["explain_passes"] += 1
+                exclusions = pushed if pushed is not None else self.seen(user)
+                entry.pending = self.lists.feature_rows(user, exclusions)
+            extra = np.empty(0, np.int64)
+            if passed and pushed is None:  # the feature rows are paid for: explain well past this page
+                extra = np.arange(min(max(depth, self.reach(rows, k)), len(entry)))
+            self.explainer.explain(entry, self.history, user, np.union1d(missing, extra))
+            if not passed and pushed is None:
+                # Computed for this request: the rest of the re-rank pool is explained off the request
+                # path from the kept rows (`deferred`, the service's warm-up thread).
+                cache.defer(user, entry, depth)
+        if entry.pending is not None and (pushed is not None or not cache.is_deferred(entry)):
+            entry.pending = None  # feature rows stay only with a list waiting for its explanations
+        slate.reasons = self.explainer.reasons(entry, rows, slate.sources, pick.labels)
+        if (pushed is None and entry.pending is None and self.ahead and len(entry.explained) < len(entry)
+                and int(rows.max()) + 1 + 2 * k > len(entry.explained)):
+            # Paging towards the end of what is explained (impression fatigue moves a user's page down
+            # the list): explain deeper off the request path, so the next pages need no pass on a request.
+            cache.defer(user, entry, self.reach(rows, k))
+
+    def warm(self, users, entries, excluded, depth: int) -> None:
+        """Explain freshly computed lists (their feature rows pending) before they are cached: the first
+        `depth` candidates the users' filters leave today (`excluded`: impression fatigue, blocked,
+        unavailable), so a user whose page is already down the list finds it explained; rows dropped after."""
+        rows = []
+        for entry, gone in zip(entries, excluded):
+            n = min(depth, len(entry))
+            if len(gone):
+                left = np.cumsum(~np.isin(entry.positions, gone))
+                n = min(int(np.searchsorted(left, depth)) + 1, len(entry))
+            rows.append(np.arange(n))
+        self.explainer.explain_many(entries, self.history, users, rows)
+        for entry in entries:
+            entry.pending = None
+
+    def deferred(self) -> int:
+        """Explain the re-rank pool of the lists computed on request since the last call (they keep their
+        feature rows until then), and deepen the explanations of lists a user is paging down (their rows are
+        computed again). Builds an explained copy and swaps it in, so a request reading the list meanwhile
+        never sees it half updated. Returns how many."""
+        done, cache = 0, self.lists.cache
+        for user, entry, depth in cache.take_deferred():
+            if cache.get(user, entry.stamp) is not entry:
+                continue
+            pending = entry.pending
+            if pending is None:  # a deepening: the list's feature rows again, same stamp
+                cache.counts["deepened"] += 1
+                pending = self.lists.feature_rows(user, self.seen(user))
+            copy = Ranked(entry.positions, entry.scores, entry.origin, entry.stamp)
+            copy.pending, copy.page = pending, entry.page
+            rows = np.union1d(np.arange(min(depth, len(entry))), entry.explained)
+            self.explainer.explain(copy, self.history, user, rows)
+            copy.pending = None
+            done += cache.swap(user, entry, copy)
+        return done
 
 
 def rule_text(label: str) -> str:

@@ -1,5 +1,7 @@
 """Feedback events as the online state takes them: validation and normalisation.
 
+The online state (recsys/serving/state.py) applies them; this module only checks and shapes them.
+
 `Recommender.record_feedback` accepts a DataFrame, a list of dicts or one dict with user_id, item_id,
 event_type and optionally timestamp (ISO 8601 string, epoch seconds or datetime; default: now). Event types
 are the data contract's (recsys.data.schema.EVENT_TYPES) plus "impression" (an item was displayed: counts
@@ -18,6 +20,7 @@ from recsys.data.schema import EVENT_TYPE, EVENT_TYPES, ITEM_ID, TIMESTAMP, USER
 from recsys.serving.errors import InvalidRequest
 
 IMPRESSION = "impression"
+EVENT_ID = "event_id"  # the idempotency key of the event contract (recsys.streaming.events); optional here
 FEEDBACK_TYPES = (*EVENT_TYPES, IMPRESSION)
 MAX_EVENTS = 10_000  # per call: bounds the work one request can cause
 MAX_ID_LENGTH = 256
@@ -39,7 +42,7 @@ def normalise_events(events, now: float) -> pd.DataFrame:
         raise InvalidRequest(f"{len(frame)} events in one call; at most {MAX_EVENTS}", "events")
     if not len(frame):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in (USER_ID, ITEM_ID, EVENT_TYPE)}).assign(
-            **{TIMESTAMP: pd.Series(dtype="datetime64[ns, UTC]")})
+            **{TIMESTAMP: pd.Series(dtype="datetime64[ns, UTC]"), EVENT_ID: pd.Series(dtype=object)})
     for col in (USER_ID, ITEM_ID, EVENT_TYPE):
         if col not in frame.columns:
             raise InvalidRequest(f"feedback events need {col!r}", f"events.{col}")
@@ -54,7 +57,9 @@ def normalise_events(events, now: float) -> pd.DataFrame:
         raise InvalidRequest(f"events[{i}].event_type {frame[EVENT_TYPE].iloc[i]!r} is not one of "
                              f"{list(FEEDBACK_TYPES)}", "events.event_type")
     frame[TIMESTAMP] = _timestamps(frame[TIMESTAMP] if TIMESTAMP in frame.columns else None, len(frame), now)
-    return frame[[USER_ID, ITEM_ID, EVENT_TYPE, TIMESTAMP]].reset_index(drop=True)
+    ids = frame[EVENT_ID] if EVENT_ID in frame.columns else pd.Series([None] * len(frame), index=frame.index)
+    frame[EVENT_ID] = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in ids]
+    return frame[[USER_ID, ITEM_ID, EVENT_TYPE, TIMESTAMP, EVENT_ID]].reset_index(drop=True)
 
 
 def _is_id(v) -> bool:
@@ -90,9 +95,9 @@ FAST_MAX = 100  # events per call taking the per-event path below
 
 
 def fast_events(events, now: float) -> list[tuple] | None:
-    """(user_id, item_id, event_type, seconds) for a short list of well-formed events with string ids and
-    epoch-second (or no) timestamps: what the service's /feedback and the stream send. None means "take
-    the DataFrame path", which also produces the precise error for a bad event."""
+    """(user_id, item_id, event_type, seconds, event_id or None) for a short list of well-formed events with
+    string ids and epoch-second (or no) timestamps: what the service's /feedback and the stream send. None
+    means "take the DataFrame path", which also produces the precise error for a bad event."""
     if isinstance(events, dict):
         events = [events]
     if not isinstance(events, (list, tuple)) or len(events) > FAST_MAX:
@@ -101,7 +106,7 @@ def fast_events(events, now: float) -> list[tuple] | None:
     for e in events:
         if not isinstance(e, dict):
             return None
-        u, i, kind, ts = e.get(USER_ID), e.get(ITEM_ID), e.get(EVENT_TYPE), e.get(TIMESTAMP)
+        u, i, kind, ts, key = e.get(USER_ID), e.get(ITEM_ID), e.get(EVENT_TYPE), e.get(TIMESTAMP), e.get(EVENT_ID)
         if not (isinstance(u, str) and isinstance(i, str) and 0 < len(u) <= MAX_ID_LENGTH
                 and 0 < len(i) <= MAX_ID_LENGTH and kind in FEEDBACK_TYPES):
             return None
@@ -110,15 +115,17 @@ def fast_events(events, now: float) -> list[tuple] | None:
         elif isinstance(ts, bool) or not isinstance(ts, Real) or not np.isfinite(ts):
             return None
         # the same rounding to nanoseconds as the DataFrame path (History keeps seconds as float)
-        out.append((u, i, kind, pd.Timestamp(float(ts), unit="s").value / 1e9))
+        if key is not None and not (isinstance(key, str) and 0 < len(key) <= MAX_ID_LENGTH):
+            return None
+        out.append((u, i, kind, pd.Timestamp(float(ts), unit="s").value / 1e9, key))
     return out
 
 
-def _append(history, user: str, pos: int, seconds: float, weight: float) -> bool:
+def append_event(history, user: str, pos: int, seconds: float, weight: float) -> bool:
     """Append one event at the end of a user's history (the usual case: events arrive in time order).
     False when it would not be the newest (History.add then merges it in time order). History has no
     single-event method; a DataFrame per event costs ~5 ms, so its arrays are extended here, read-modify-
-    write under the Recommender's lock, with the same dtypes History.add produces."""
+    write under the online state's lock, with the same dtypes History.add produces."""
     items, times = history._items.get(user), history._ts.get(user)
     if items is None:
         history._items[user] = np.array([pos], dtype=np.int64)
@@ -131,56 +138,3 @@ def _append(history, user: str, pos: int, seconds: float, weight: float) -> bool
     history._w[user] = np.append(history._w[user], weight)
     history._items[user] = np.append(items, np.int64(pos))  # last: `user in history` sees a whole event
     return True
-
-
-def apply(rec, events) -> dict:
-    """Apply feedback (DataFrame / list of dicts: user_id, item_id, event_type, timestamp) to the online
-    state: history (so the next recommend personalises on and filters it) and impression fatigue
-    (engagement clears it; event_type "impression" adds to it). Returns counts."""
-    now = rec.clock()
-    quick = fast_events(events, now) if all(hasattr(rec.history, a) for a in ("_items", "_ts", "_w")) else None
-    if quick is not None:
-        return _apply_fast(rec, quick)
-    frame = normalise_events(events, now)
-    pos = rec.catalog.positions(frame[ITEM_ID].to_numpy())
-    is_imp = (frame[EVENT_TYPE] == IMPRESSION).to_numpy()
-    with rec._lock:
-        for (user, imp), block in frame.assign(_p=pos, _i=is_imp)[pos >= 0].groupby([USER_ID, "_i"]):
-            if imp:
-                rec.impressions.record(user, block._p.to_numpy(), block.timestamp.max().timestamp())
-            else:
-                rec.impressions.engage(user, block._p.to_numpy())
-        events_ = frame[~is_imp & (pos >= 0)]  # items outside the catalogue: not history (nor journal)
-        if len(events_):
-            rec.history.add(events_)
-            rec.ranked.invalidate(pd.unique(events_[USER_ID]))  # their ranked lists read the old history
-            seconds = (events_[TIMESTAMP].astype("int64") / 1e9).tolist()
-            rec.journal.extend(zip(events_[USER_ID].tolist(), events_[ITEM_ID].tolist(),
-                                   events_[EVENT_TYPE].tolist(), seconds))
-    return {"applied": int((pos >= 0).sum()), "unknown_items": int((pos < 0).sum()),
-            "impressions": int(is_imp.sum())}
-
-
-def _apply_fast(rec, events: list[tuple]) -> dict:
-    applied = unknown = impressions = 0
-    late = []
-    weights = rec.history.event_weights
-    with rec._lock:
-        for user, item, kind, seconds in events:
-            pos = rec.catalog.index.get(item, -1)
-            impressions += kind == IMPRESSION
-            if pos < 0:
-                unknown += 1
-                continue
-            applied += 1
-            if kind == IMPRESSION:
-                rec.impressions.record(user, [pos], seconds)
-                continue
-            rec.impressions.engage(user, [pos])
-            rec.ranked.invalidate((user,))  # the user's ranked list read the old history
-            if not _append(rec.history, user, pos, seconds, float(weights.get(kind, 1.0))):
-                late.append((user, item, kind, pd.Timestamp(seconds, unit="s", tz="UTC")))
-            rec.journal.append((user, item, kind, seconds))
-        if late:
-            rec.history.add(pd.DataFrame(late, columns=[USER_ID, ITEM_ID, EVENT_TYPE, TIMESTAMP]))
-    return {"applied": applied, "unknown_items": unknown, "impressions": impressions}

@@ -224,6 +224,49 @@ class ImpressionLog:
                 self._users[str(user)] = (block.item_pos.to_numpy(np.int64), block.t.to_numpy(np.float64))
 
 
+class Filters:
+    """The filter stage over the online state: what a user must not get (`excluded`), and which candidates
+    of a ranked list survive that and the request context (`keep`). The blocked and unavailable sets and the
+    impression log are shared with the Recommender's variants; the seen policy is per configuration."""
+
+    def __init__(self, seen: SeenPolicy, history, blocklist: ItemSet, unavailable: ItemSet,
+                 impressions: ImpressionLog, catalog):
+        self.seen, self.history, self.blocklist, self.unavailable = seen, history, blocklist, unavailable
+        self.impressions, self.catalog = impressions, catalog
+
+    def seen_positions(self, user_id: str) -> np.ndarray:
+        """The items retrieval skips for a user (sorted, unique): what the seen filter masks."""
+        return np.unique(self.seen.positions(self.history, user_id)).astype(np.int64)
+
+    def excluded(self, user_id: str, explicit: np.ndarray, now: float) -> np.ndarray:
+        """Sorted positions this user must not get: seen, explicitly excluded, blocked, unavailable, fatigued."""
+        return sorted_unique(np.concatenate([self.seen.positions(self.history, user_id), explicit,
+                                             self.blocklist.positions, self.unavailable.positions,
+                                             self.impressions.fatigued(user_id, now)]).astype(np.int64))
+
+    def keep(self, positions: np.ndarray, excluded: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """Indices of the candidates at `positions` that are neither excluded nor outside the context mask."""
+        removed = np.zeros(len(self.catalog), dtype=bool)  # a catalogue mask: cheaper than np.isin here
+        removed[excluded] = True
+        keep = ~removed[positions]
+        if mask is not None:
+            keep &= mask[positions]
+        return np.flatnonzero(keep)
+
+    @staticmethod
+    def pushed(excluded: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """Everything a request filters, as sorted positions for retrieval to skip (the short-list fallback)."""
+        return excluded if mask is None else np.union1d(excluded, np.flatnonzero(~mask))
+
+    @staticmethod
+    def allowed(excluded: np.ndarray, mask: np.ndarray | None):
+        """`allowed(position) -> bool` for the re-rank's pins: not excluded and inside the context."""
+        def allowed(p: int) -> bool:
+            i = np.searchsorted(excluded, p)
+            return not (i < len(excluded) and excluded[i] == p) and (mask is None or bool(mask[p]))
+        return allowed
+
+
 def event_type_of_weight(event_weights: dict[str, float]) -> dict[float, str]:
     """Weight -> the first event type (in schema order) with that weight: how a history entry is named
     in explanations ("you booked")."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.data.schema import ITEM_ID, TIMESTAMP, USER_ID
+from recsys.data.schema import ITEM_ID
 from recsys.features.history import Catalog, History
 from recsys.serving.config import DEFAULTS
 
@@ -84,7 +84,7 @@ def add_items(rec, items: pd.DataFrame) -> int:
     if not len(new):
         return 0
     catalog = rec.catalog
-    with rec._lock:
+    with rec.state.lock:
         start = len(catalog)
         attrs = new.drop(columns=ITEM_ID).reindex(columns=catalog.attributes.columns)
         attrs.index = range(start, start + len(new))
@@ -107,16 +107,17 @@ def add_items(rec, items: pd.DataFrame) -> int:
     return len(new)
 
 
+def unavailable_attribute(rec) -> list[str]:
+    """Items the catalogue flags unavailable (`filters.availability_column` false / 0 / no)."""
+    col = rec.config["filters"]["availability_column"]
+    attrs = rec.catalog.attributes
+    if not col or col not in attrs.columns:
+        return []
+    flag = attrs[col].map(lambda v: v is False or str(v).lower() in ("false", "0", "no"))
+    return list(rec.catalog.item_ids[flag.to_numpy(dtype=bool)])
+
+
 def adopt_online_state(rec, previous) -> None:
     rec.blocklist.add(previous.blocklist.ids)
     rec.unavailable.add(previous.unavailable.ids)
-    imp = previous.impressions.to_frame()
-    if len(imp):
-        pos = rec.catalog.positions(previous.catalog.item_ids[imp.item_pos.to_numpy()])
-        rec.impressions.load_frame(imp.assign(item_pos=pos)[pos >= 0])
-    if previous.journal:
-        events = pd.DataFrame(list(previous.journal), columns=[USER_ID, ITEM_ID, "event_type", "t"])
-        events[TIMESTAMP] = pd.to_datetime(events.pop("t"), unit="s", utc=True)
-        last = events[USER_ID].map(dict(zip(pd.unique(events[USER_ID]), rec.history.last_time(pd.unique(events[USER_ID])))))
-        seconds = events[TIMESTAMP].astype("int64") / 1e9
-        rec.record_feedback(events[~(seconds <= last)])  # only what the new bundle does not hold yet
+    rec.state.adopt(previous.state)

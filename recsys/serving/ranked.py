@@ -1,35 +1,24 @@
-"""Ranked candidates per user: the cacheable half of a personal list, and the cache that keeps them.
+"""A user's ranked candidates (`Ranked`), the last page served from them (`Page`), and the cache that
+keeps them (`RankedCache`).
 
-A personal list is retrieve -> rank -> filter -> re-rank -> explain. The first two stages depend only on the
-model and the user's history (sources score from it, the seen filter masks it, the ranking features read it
-and item statistics fixed at fit time), so their result -- every candidate of the user, ranked -- is computed
-once and kept (`Ranked`) until the history changes. The request-time stages (stages.py) then only remove
-items (explicit exclusions, blocklist, unavailable items, impression fatigue, the request context) and re-rank
-what remains: this is not a response cache, every filter and the impressions apply on every call.
-
-`compute` builds entries (one batched pass for many users: the cache fill, the warm-up, offline evaluation and
-the short-list fallback all run it), `RankedCache` keeps them: least recently used first out under a byte
-budget, each entry stamped with what it was computed from (the user's history length -- histories only ever
-grow, so any change moves it --, the models' epoch, the online store row when the ranker reads Feast online
-features). A stale stamp is a miss, so an entry computed while feedback arrived is never served; explicit
-invalidation on feedback / history updates / refresh frees the memory at once.
+recsys/serving/lists.py computes the lists (retrieve -> rank) and decides when a cached one is current (its
+stamp); this module is the data and the memory: least recently used first out under a byte budget, each
+entry checked against the stamp it was computed from (a stale one is a miss and is dropped), explicit
+invalidation on feedback / history updates / refresh frees the memory at once. Lists computed on request
+wait here for their re-rank pool's explanations (`defer` / `take_deferred`: the explain stage runs them off
+the request path).
 
 Hand-written (an OrderedDict LRU): cachetools' LRUCache has no stamp check or per-entry byte sizes either.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import time
 from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 
-UNCACHEABLE = object()  # stamp part of a list computed from state the cache cannot check: never stored
 # Bytes per entry beyond its arrays' data: the object with its cache slot, and each array's header (measured
 # with tracemalloc over 1,000 entries of the 10k bench: 1,043 B with 6 arrays, 1,304 B with 8).
 ENTRY_OVERHEAD, ARRAY_OVERHEAD = 260, 130
@@ -93,83 +82,6 @@ class Ranked:
             return rows
         at = np.minimum(np.searchsorted(self.explained, rows), len(self.explained) - 1)
         return rows[self.explained[at] != rows]  # explained is sorted: a binary search beats np.isin here
-
-
-def compute(rec, users: list[str], exclusions: list[np.ndarray], timer: dict, explain_depth: int = 0,
-            stamps: list | None = None, keep_rows: bool = False) -> list[Ranked]:
-    """Retrieve (skipping each user's `exclusions`, sorted unique positions) and rank, for many users in one
-    pass. Explains each user's first `explain_depth` candidates (the warm-up); `keep_rows` leaves the feature
-    rows on each entry (`pending`) for the request to explain what it chooses."""
-    history = _OnePass(rec.history)
-    with timed(timer, "retrieve"):
-        cands = rec.generator.generate(users, history, exclusion_matrix(exclusions, len(rec.catalog)))
-    valid, X, leaves = cands.valid, None, None
-    with timed(timer, "rank", int(valid.sum())):
-        if not valid.any():  # nothing left to rank (filters pushed into retrieval can exclude everything)
-            scores = np.full(valid.shape, -np.inf)
-        elif rec.ranking is not None and rec.config["rank"]:
-            features, ranker = rec.ranking.features, rec.ranking.ranker
-            if hasattr(features, "transform_array"):  # numpy all the way: no DataFrame per request
-                X = features.transform_array(cands, history, names=ranker.feature_names)
-            else:  # a plugged-in feature provider with only the DataFrame interface
-                X = features.transform(cands, history)
-            scores = np.full(valid.shape, -np.inf)
-            paths = rec.explainer.contributions
-            if rec._compiled is not None and not isinstance(X, pd.DataFrame) and len(X):
-                scores[valid] = rec._compiled(X)  # native-code forest (compiled.py)
-            elif paths is not None and paths.tabulated and not isinstance(X, pd.DataFrame) and len(X):
-                leaves = paths.leaves(X)  # one pass gives the scores and, later, the explanations
-                scores[valid] = paths.score(leaves)
-            else:
-                scores[valid] = ranker.predict(X) if len(X) else []
-        else:
-            s = cands.scores[rec.config["score_source"] or rec.generator.sources[0].name]
-            scores = np.where(valid & ~np.isnan(s), s, -np.inf)
-    row_of = np.full(valid.shape, -1)
-    row_of[valid] = np.arange(int(valid.sum()))
-    # origin: index of the lowest set bit of proposed_by (the first source that proposed the item)
-    bits = cands.proposed_by
-    origin_all = np.zeros(bits.shape, dtype=np.int8)
-    for k in range(len(rec.generator.sources) - 1, -1, -1):
-        origin_all[(bits >> k) & 1 == 1] = k
-    dtype = np.int32 if len(rec.catalog) < 2**31 else np.int64
-    out = []
-    for r, user in enumerate(users):
-        ok = np.flatnonzero(valid[r] & np.isfinite(scores[r]))
-        order = ok[np.argsort(-scores[r, ok], kind="stable")]  # ties keep the proposal order
-        entry = Ranked(cands.positions[r, order].astype(dtype), scores[r, order], origin_all[r, order],
-                       stamps[r] if stamps is not None else None)
-        if keep_rows or explain_depth > 0:
-            rows = row_of[r, order]
-            entry.pending = (None if X is None else (X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows]),
-                             None if leaves is None else [lv[rows] for lv in leaves])
-        out.append(entry)
-    if explain_depth > 0:
-        rows = [_warm_rows(rec, user, entry, explain_depth) for user, entry in zip(users, out)]
-        with timed(timer, "explain", sum(len(r) for r in rows)):
-            rec.explainer.explain_many(out, rec.history, users, rows)
-        if not keep_rows:
-            for entry in out:
-                entry.pending = None
-    return out
-
-
-def feature_rows(rec, user: str, exclusions: np.ndarray):
-    """A cached list's feature rows (`Ranked.pending`) computed again, to explain from: the same user,
-    exclusions and stamp give the same list, and only the rows are kept."""
-    return compute(rec, [user], [exclusions], {}, 0, keep_rows=True)[0].pending
-
-
-def _warm_rows(rec, user: str, entry: Ranked, depth: int) -> np.ndarray:
-    """The rows a warm-up explains: the first `depth` the user's filters leave today (impression fatigue,
-    blocked, unavailable), so a user whose page is already down the list (a list recomputed after a click)
-    finds it explained."""
-    excluded = rec._excluded(user, np.empty(0, np.int64), rec.clock())
-    n = min(depth, len(entry))
-    if len(excluded):
-        left = np.cumsum(~np.isin(entry.positions, excluded))
-        n = min(int(np.searchsorted(left, depth)) + 1, len(entry))
-    return np.arange(n)
 
 
 class RankedCache:
@@ -311,85 +223,3 @@ class RankedCache:
             return False
         self.nbytes -= slot[1]
         return True
-
-
-class _OnePass:
-    """The history as one compute pass reads it: `matrix` memoised per (users, decay, weights), since the
-    item-item source and the affinity features both ask for the same recency-weighted rows (each build is
-    a scipy CSR construction, ~0.1 ms). Everything else is the History itself; nothing writes through it."""
-
-    def __init__(self, history):
-        self._history, self._matrices = history, {}
-
-    def matrix(self, user_ids, decay=None, use_weights=False):
-        key = (tuple(user_ids), decay, use_weights)
-        if key not in self._matrices:
-            self._matrices[key] = self._history.matrix(user_ids, decay=decay, use_weights=use_weights)
-        return self._matrices[key]
-
-    def __getattr__(self, name):
-        return getattr(self._history, name)
-
-    def __contains__(self, user_id) -> bool:
-        return user_id in self._history
-
-    def __len__(self) -> int:
-        return len(self._history)
-
-
-def pinned_store_rows(rec, users):
-    """Context: with the Feast online store, the users' rows are read once for everything inside (the cache
-    check and the ranking read the same row); otherwise nothing."""
-    features = getattr(rec.ranking, "features", None) if rec.ranking is not None else None
-    pin = getattr(getattr(features, "store", None), "pinned", None)
-    return pin(users) if pin is not None else contextlib.nullcontext()
-
-
-def stamps_of_store(rec, users) -> list:
-    """Per user, the store-feature state a ranked list reads beside the history: None without store
-    features, or with point-in-time ones (Feast's offline store as of the user's last event: fixed while a
-    model is loaded); with the Feast online store, the user's row as served (after the freshness check)
-    and the load time of the item table, read in one lookup; UNCACHEABLE for any other provider."""
-    features = getattr(rec.ranking, "features", None) if rec.ranking is not None and rec.config["rank"] else None
-    store = getattr(features, "store", None)
-    if store is None:
-        return [None] * len(users)
-    from recsys.features.online import OnlineFeatures
-    from recsys.features.provider import PointInTimeFeatures
-
-    if isinstance(store, PointInTimeFeatures):
-        return [None] * len(users)
-    if isinstance(store, OnlineFeatures):
-        rows = store.user_features(list(users)).to_numpy(dtype=object)
-        loaded = store._items_loaded_at  # read-only: a refreshed item table changes every list
-        return [(loaded, tuple(_hashable(v) for v in row)) for row in rows]
-    return [UNCACHEABLE] * len(users)
-
-
-def _hashable(value):
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return tuple(_hashable(v) for v in value)
-    return value
-
-
-class timed:
-    """Adds the block's wall time (and an item count) to timer[stage]."""
-
-    def __init__(self, timer: dict, stage: str, n: int = 0):
-        self.timer, self.stage, self.n = timer, stage, n
-
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-
-    def __exit__(self, *exc):
-        seconds, n = self.timer.get(self.stage, (0.0, 0))
-        self.timer[self.stage] = (seconds + time.perf_counter() - self.t0, n + self.n)
-
-
-def exclusion_matrix(excluded: list[np.ndarray], n_items: int) -> sp.csr_matrix:
-    """Users x items CSR with a 1 at each excluded position (each row's positions sorted and unique)."""
-    indptr = np.r_[0, np.cumsum([len(e) for e in excluded])]
-    indices = np.concatenate(excluded) if excluded else np.empty(0, np.int64)
-    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(excluded), n_items))

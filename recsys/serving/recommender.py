@@ -1,18 +1,24 @@
-"""The Recommender: retrieve -> filter -> rank -> re-rank, with a cold-start fallback and explanations.
+"""The Recommender: state sync -> retrieve -> rank -> filter -> re-rank -> explain, with a cold-start fallback.
 
 This one object is built by the training pipeline, scored by the evaluation step (`recommend_batch`), saved
 in the model bundle, run by batch inference and by the BentoML service (`recommend`, `similar_items`,
-`record_feedback`), so what is evaluated offline is what is served: both entry points run the same
-`_personal` / `_cold_slate` code under the same filters and re-ranking. The stages live in their own modules
-(filters, context, rerank, cold_start, explain); this module orchestrates them. Its online state is the
-`history` (what each user has done), the impression log, the blocklist and the unavailable set.
+`record_feedback`), so what is evaluated offline is what is served: both entry points run `_answer`.
+
+It is the orchestrator: `_answer` calls each stage once, top-down, for a block of users, and each stage owns
+its state behind public methods:
+  1. state sync   (recsys/serving/state.py, `state`): the users' history and impressions brought up to
+     date (the event log, or the online store row read once), the store-feature rows pinned for ranking;
+  2. filter       (filters.py, `filters`): what each user must not get (seen, excluded, blocked, unavailable,
+     fatigued), then which of their ranked candidates survive it and the request context;
+  3. retrieve + rank, with the cache (lists.py, `lists` over `ranked`): each user's ranked candidates;
+  4. re-rank      (rerank.py, `pages`): MMR, rules and pins over the head of what the filters kept;
+  5. explain      (explain.py, `explaining`): reasons for the chosen items;
+  6. cold start   (cold_start.py, `cold_lists`): unknown users, and the top-up of short lists.
 """
 
 from __future__ import annotations
 
-import collections
 import copy
-import threading
 import time
 
 import numpy as np
@@ -23,29 +29,19 @@ from recsys.features.history import Catalog, History
 from recsys.ranking.model import RankingModel
 from recsys.retrieval.candidates import CandidateGenerator
 from recsys.retrieval.sources import TwoTowerSource
-from recsys.serving import feedback, persistence, stages
+from recsys.serving import persistence, stages
 from recsys.serving.cold_start import ColdStart
-from recsys.serving.compiled import compiled_predictor
 from recsys.serving.config import resolve_config
-from recsys.serving.context import ContextFilter, ParsedContext
+from recsys.serving.context import ParsedContext
 from recsys.serving.errors import InvalidRequest
-from recsys.serving.explain import Explainer
-from recsys.serving.filters import ImpressionLog, ItemSet, SeenPolicy, event_type_of_weight, sorted_unique
-from recsys.serving.rerank import Reranker, parse_rules
-from recsys.serving.ranked import (
-    UNCACHEABLE,
-    Ranked,
-    RankedCache,
-    compute,
-    feature_rows,
-    pinned_store_rows,
-    stamps_of_store,
-)
-from recsys.serving.stages import Slate, _timed
+from recsys.serving.explain import rule_text
+from recsys.serving.filters import Filters, ImpressionLog, ItemSet
+from recsys.serving.ranked import RankedCache
+from recsys.serving.slate import Slate
+from recsys.serving.state import OnlineState
 
 MAX_K = 1000
-MAX_JOURNAL = 1_000_000  # feedback events kept for a hot-reload hand-over (~150 bytes each)
-STAGES = ("filter", "retrieve", "rank", "rerank", "cold_start", "explain", "recommend")
+STAGES = ("state", "filter", "retrieve", "rank", "rerank", "cold_start", "explain", "recommend")
 
 
 class Recommender:
@@ -64,39 +60,16 @@ class Recommender:
                                  check_seconds=f["blocklist_check_seconds"])
         self.unavailable = ItemSet(len(catalog), catalog.index, ids=self._unavailable_attribute())
         self.impressions = ImpressionLog(f["max_impressions"], 3600 * f["impression_window_hours"], f["max_users"])
-        # Events applied by record_feedback, for adopt_online_state: compact tuples, the newest MAX_JOURNAL.
-        self.journal: collections.deque = collections.deque(maxlen=MAX_JOURNAL)
-        self._lock = threading.Lock()
+        self.state = OnlineState(history, self.impressions)  # shared with variants, carried over on reload
         # Bumped when the models change in place (refit, trend refresh, new items): every cached ranked list
         # of this object and of its variants (which share the models) is then stale.
         self._models_epoch = [0]
-        self._configure()
         self.ranked = self._new_cache()
+        self._configure()
 
     def _configure(self) -> None:
-        """Objects derived from config and catalogue (rebuilt by variant() and add_items())."""
-        two_tower = self._two_tower()
-        self._vectors = two_tower.item_vectors(self.catalog) if two_tower is not None else None
-        users = {**{a: [] for a in (two_tower.user_attributes if two_tower else [])}, **self.cold.values()}
-        self.context_filter = ContextFilter(self.catalog.attributes, users)
-        self.seen = SeenPolicy(self.history.event_weights, self.config["filters"]["seen_event_types"])
-        r, attrs = self.config["rerank"], self.catalog.attributes
-        vectors = self._vectors if r["similarity"] in ("auto", "embedding") else None
-        if r["similarity"] == "embedding" and vectors is None:
-            raise ValueError("rerank.similarity 'embedding' needs a two-tower source")
-        categories = None
-        if r["similarity"] == "category" or (r["similarity"] == "auto" and vectors is None):
-            if r["category_column"] in attrs.columns:
-                categories = pd.factorize(attrs[r["category_column"]])[0]
-        rules = parse_rules(self.config["rules"], self.context_filter, self.catalog.index)
-        self.reranker = Reranker(r["mmr_weight"], r["pool"], rules, vectors, categories)
-        ranker = self.ranking.ranker if self.ranking is not None else None
-        self._compiled = compiled_predictor(ranker) if self.config["compile_ranker"] else None
-        e = self.config["explain"]
-        self.explainer = Explainer(self.catalog, self.generator, ranker, event_type_of_weight(self.history.event_weights),
-                                   self._vectors, e["factors"], e["history_items"], e["models"])
-        self._cold_cache: dict = {}
-        self._cold_pages: dict = {}  # (segment, context, exclusions, k) -> a cold-start page (stages.cold_slate)
+        """The stages, from config and catalogue (rebuilt by variant() and add_items())."""
+        stages.configure(self)
 
     # ---- public API ----
     def recommend(self, user_id: str, k: int = 10, exclude=(), context: dict | None = None) -> list[dict]:
@@ -106,22 +79,16 @@ class Recommender:
         parsed = self.context_filter.parse(context)
         self.blocklist.maybe_reload()
         now = self.clock()
-        with _timed(timer, "filter"):
-            excluded = self._excluded(user_id, explicit, now)
-        slate = Slate()
-        if user_id in self.history:
-            slate = self._personal([user_id], [excluded], parsed, k, timer, explain=True)[0]
-        if len(slate.positions) < k:
-            with _timed(timer, "cold_start"):
-                taken = np.union1d(excluded, np.asarray(slate.positions, dtype=np.int64))
-                slate.extend(self._cold_slate(user_id, k - len(slate.positions), taken, parsed))
+        slate = self._answer([user_id], [explicit], parsed, k, now, timer, explain=True)[0]
         if self.config["filters"]["record_impressions"]:
             self.impressions.record(user_id, slate.positions, now)
         ids = self.catalog.item_ids
         out = [{"item_id": ids[p], "score": float(s), "source": src, "stage": st, "reason": r}
                for p, s, src, st, r in zip(slate.positions, slate.scores, slate.sources, slate.stages, slate.reasons)]
         timer["recommend"] = (time.perf_counter() - t0, len(out))
-        self._emit(timer)
+        if self.observer is not None:
+            for stage, (seconds, n) in timer.items():
+                self.observer(stage, seconds, n)
         return out
 
     def recommend_batch(self, user_ids, k: int = 10, exclude: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -136,39 +103,34 @@ class Recommender:
             frame = pd.DataFrame({"u": exclude[USER_ID].astype(str).to_numpy(), "p": pos})
             extra = {u: g.to_numpy() for u, g in frame[frame.p >= 0].groupby("u").p}
         now, none, empty = self.clock(), ParsedContext(), np.empty(0, np.int64)
-        excluded = {u: self._excluded(u, extra.get(u, empty), now) for u in dict.fromkeys(user_ids)}
-        known = [u for u in excluded if u in self.history]
-        slates = {}
-        size = self.config["batch_size"]
-        for start in range(0, len(known), size):
-            block = known[start:start + size]
-            slates.update(zip(block, self._personal(block, [excluded[u] for u in block], none, k, {}, False)))
-        rows = []
-        for u in excluded:
-            slate = slates.get(u, Slate())
-            if len(slate.positions) < k:
-                taken = np.union1d(excluded[u], np.asarray(slate.positions, dtype=np.int64))
-                slate.extend(self._cold_slate(u, k - len(slate.positions), taken, none))
-            slates[u] = slate
-        for u in user_ids:
-            s = slates[u]
-            rows.append(pd.DataFrame({"user_id": u, "rank": np.arange(1, len(s.positions) + 1),
-                                      "item_id": self.catalog.item_ids[np.asarray(s.positions, dtype=np.int64)],
-                                      "score": np.asarray(s.scores, dtype=np.float64), "source": s.sources,
-                                      "stage": s.stages}))
+        unique, slates, size = list(dict.fromkeys(user_ids)), {}, self.config["batch_size"]
+        for start in range(0, len(unique), size):
+            block = unique[start:start + size]
+            answers = self._answer(block, [extra.get(u, empty) for u in block], none, k, now, {}, explain=False)
+            slates.update(zip(block, answers))
         columns = ["user_id", "rank", "item_id", "score", "source", "stage"]
+        rows = [pd.DataFrame({"user_id": u, "rank": np.arange(1, len(s.positions) + 1),
+                              "item_id": self.catalog.item_ids[np.asarray(s.positions, dtype=np.int64)],
+                              "score": np.asarray(s.scores, dtype=np.float64), "source": s.sources,
+                              "stage": s.stages}) for u, s in ((u, slates[u]) for u in user_ids)]
         return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
 
     def similar_items(self, item_id: str, k: int = 10) -> list[dict]:
         """Items most like `item_id` (two-tower cosine; attribute-based vectors for items added after
         training). Unknown id -> UnknownItem (a 404 in the service). Blocked/unavailable items are skipped."""
-        return stages.similar(self, item_id, k)
+        _, k, _ = self._check("similar", k, ())
+        return stages.similar_items(self, item_id, k)
 
     def record_feedback(self, events) -> dict:
-        """Apply feedback (DataFrame / list of dicts: user_id, item_id, event_type, timestamp) to the online
-        state: history (so the next recommend personalises on and filters it) and impression fatigue
-        (engagement clears it; event_type "impression" adds to it). Returns counts."""
-        return feedback.apply(self, events)
+        """Apply feedback (DataFrame / list of dicts: user_id, item_id, event_type, optional timestamp and
+        event_id) to the online state: history (so the next recommend personalises on and filters it) and
+        impression fatigue (engagement clears it; event_type "impression" adds to it). An event whose
+        event_id was applied already, or which the loaded bundle holds already, changes nothing. Returns
+        counts: applied, unknown_items, impressions."""
+        counts, changed = self.state.apply(events, self.clock())
+        if changed:
+            self.ranked.invalidate(changed)  # their ranked lists read the old history
+        return counts
 
     def update_history(self, interactions: pd.DataFrame) -> None:
         """Add known interactions in bulk (batch inference, refresh): no validation, no journal."""
@@ -196,61 +158,35 @@ class Recommender:
     def refresh_trends(self) -> None:
         """Re-fit the cold-start trends on the current history (recsys.training.refresh_recommender)."""
         self.cold.fit(self.history)
-        self._cold_cache, self._cold_pages = {}, {}
+        self.cold_lists.clear()
         self.models_changed()
 
     def models_changed(self) -> None:
         """Drop every cached ranked list: call after changing the models in place (refresh_recommender
         refits the sources and item statistics, then refresh_trends calls this)."""
-        self._models_epoch[0] += 1
-        self.ranked.clear()
+        self.lists.models_changed()
 
     def explain_deferred(self) -> int:
-        """Explain the re-rank pool of the lists computed on request since the last call (they keep their
-        feature rows until then), and deepen the explanations of lists a user is paging down (their rows
-        are computed again): what makes a user's next pages cheap. Builds an explained copy and swaps it
-        in, so a request reading the list meanwhile never sees it half updated. Returns how many."""
-        done = 0
-        for user, entry, depth in self.ranked.take_deferred():
-            if self.ranked.get(user, entry.stamp) is not entry:
-                continue
-            pending = entry.pending
-            if pending is None:  # a deepening (stages._serve): the list's feature rows again, same stamp
-                self.ranked.counts["deepened"] += 1
-                pending = feature_rows(self, user, self._seen(user))
-            copy = Ranked(entry.positions, entry.scores, entry.origin, entry.stamp)
-            copy.pending, copy.page = pending, entry.page
-            rows = np.union1d(np.arange(min(depth, len(entry))), entry.explained)
-            self.explainer.explain(copy, self.history, user, rows)
-            copy.pending = None
-            done += self.ranked.swap(user, entry, copy)
-        return done
+        """Explain the lists queued off the request path (explain.ExplainStage.deferred): what makes a
+        user's next pages cheap. The service's warm-up thread runs it. Returns how many."""
+        return self.explaining.deferred()
 
     def warm_order(self) -> list[str]:
         """Known users, most recently active first (the order a warm-up computes them in)."""
         users = self.history.users
         return [users[i] for i in np.argsort(-self.history.last_time(users), kind="stable")]
 
-    def warm(self, user_ids=None, explain: bool = True, stop=None) -> int:
+    def warm(self, user_ids=None, explain: bool = True, stop=None, depth: int | None = None) -> int:
         """Compute and cache ranked candidates for known users without a cached list, in batches (the
         service runs this in the background after a load, and before a hot-reload swap): `user_ids` in
         order (default `warm_order()`), until the cache's memory budget is reached or `stop()` is true.
-        With `explain`, the re-rank pool's explanations too. Returns how many lists were computed."""
-        if not self.ranked.enabled:
-            return 0
-        self.explain_deferred()
-        ids = self.warm_order() if user_ids is None else user_ids
-        todo = [u for u in dict.fromkeys(map(str, ids)) if u in self.history and u not in self.ranked]
-        depth = self._explain_depth(10) if explain and self.config["explain"]["enabled"] else 0
-        done, size = 0, max(1, min(self.config["batch_size"], 64))
-        for start in range(0, len(todo), size):
-            if stop is not None and stop():
-                break
-            entries = self._ranked(todo[start:start + size], {}, warm_depth=depth)
-            done += len(entries)
-            if self.ranked.nbytes + max(e.nbytes for e in entries) * size > self.ranked.max_bytes:
-                break
-        return done
+        With `explain`, the re-rank pool's explanations too (or `depth` candidates). Returns how many."""
+        return stages.warm(self, user_ids, explain, stop, depth)
+
+    def ranked_list(self, user_id: str):
+        """The user's cached ranked candidates (recsys.serving.ranked.Ranked) when current, else None."""
+        with self.state.sync([user_id], self._store_features()) as stamps:
+            return self.ranked.get(user_id, self.lists.stamps([user_id], stamps)[0])
 
     def context_schema(self) -> dict[str, str]:
         """Accepted context keys and what they take (for API docs)."""
@@ -261,15 +197,20 @@ class Recommender:
         baseline) or `variant(rerank={"mmr_weight": 0.3})`. Models and online state are shared."""
         other = copy.copy(self)
         other.config = resolve_config(config, self.config)
-        other._configure()
         if other._entry_settings() != self._entry_settings():  # other ranked lists: a cache of its own
             other.ranked = other._new_cache()
+        other._configure()
         return other
 
     def adopt_online_state(self, previous: Recommender) -> None:
         """Carry a running service's online state over to this newly loaded bundle (hot reload): blocked
         and unavailable items, impressions, and feedback events newer than this bundle's history."""
         persistence.adopt_online_state(self, previous)
+
+    @property
+    def journal(self):
+        """Events applied since load (the hot-reload hand-over): (user, item, event_type, seconds, event_id)."""
+        return self.state.journal
 
     def save(self, path):
         return persistence.save(self, path)
@@ -278,7 +219,65 @@ class Recommender:
     def load(cls, path) -> Recommender:
         return persistence.load(cls, path)
 
-    # ---- the stages ----
+    # ---- the orchestrator ----
+    def _answer(self, users, explicit, parsed: ParsedContext, k, now, timer, explain) -> list[Slate]:
+        """A block of users (known or not) through every stage, each called once for all of them."""
+        with self.state.sync(users, self._store_features(), timer) as store_stamps:  # 1. state sync
+            started = time.perf_counter()  # 2. filter: what each user must not get
+            excluded = [self.filters.excluded(u, x, now) for u, x in zip(users, explicit)]
+            _lap(timer, "filter", started)
+            slates = [Slate() for _ in users]
+            known = [r for r, u in enumerate(users) if u in self.history]
+            if known:
+                personal = self._personal([users[r] for r in known], [excluded[r] for r in known],
+                                          [store_stamps[r] for r in known], parsed, k, timer, explain)
+                for r, slate in zip(known, personal):
+                    slates[r] = slate
+        short = [r for r, s in enumerate(slates) if len(s.positions) < k]
+        if short:  # 6. cold start: unknown users, and lists the filters left short
+            started, n_items = time.perf_counter(), len(self.catalog)
+            for r in short:
+                taken = np.union1d(excluded[r], np.asarray(slates[r].positions, dtype=np.int64))
+                more = self.cold_lists.slate(users[r], k - len(slates[r].positions), taken, parsed, n_items)
+                slates[r].extend(more)
+            _lap(timer, "cold_start", started)
+        return slates
+
+    def _personal(self, users, excluded, store_stamps, parsed: ParsedContext, k, timer, explain) -> list[Slate]:
+        """Personal lists for known users. A user whose filters remove candidates and leave fewer than the
+        re-rank pool gets a full computation instead, with the filters pushed into retrieval."""
+        explain = bool(explain and self.config["explain"]["enabled"])
+        entries = self.lists.ranked(users, store_stamps, timer, keep_rows=explain)  # 3. retrieve + rank
+        started, mask = time.perf_counter(), parsed.mask  # 2. (cont.) what survives the filters and the context
+        kept = [self.filters.keep(e.positions, x, mask) for e, x in zip(entries, excluded)]
+        _lap(timer, "filter", started)
+        pool, pushed = max(k, self.reranker.pool), [None] * len(users)
+        short = [r for r, (e, idx) in enumerate(zip(entries, kept)) if len(idx) < len(e) and len(idx) < pool]
+        if short:  # the filters left too few: retrieve past them (not cached: it depends on this request)
+            for r in short:
+                entries[r].pending = None  # never leave feature rows on a cached entry
+            pushes = [Filters.pushed(excluded[r], mask) for r in short]
+            fresh = self.lists.fallback([users[r] for r in short], pushes, timer, keep_rows=explain)
+            for r, p, entry in zip(short, pushes, fresh):
+                entries[r], pushed[r], kept[r] = entry, p, self.filters.keep(entry.positions, excluded[r], mask)
+        started = time.perf_counter()  # 4. re-rank (the list's last page when the filters left the same head)
+        picks = [self.pages.pick(e, idx, k, Filters.allowed(x, mask), p is None, explain)
+                 for e, idx, x, p in zip(entries, kept, excluded, pushed)]
+        started = _lap(timer, "rerank", started)
+        for user, entry, pick, p in zip(users, entries, picks, pushed):  # 5. explain
+            if pick.memo:  # the same page as last time: complete
+                continue
+            if explain:
+                self.explaining.explain(user, entry, pick, p, k)
+            else:
+                pick.slate.reasons = [rule_text(lb) for lb in pick.labels]
+            if pick.key is not None:
+                self.lists.keep_page(user, entry, pick.page(explain))
+        if explain:
+            _lap(timer, "explain", started, sum(len(p.slate.positions) for p in picks if not p.memo))
+        return [pick.slate for pick in picks]
+
+    # ---- helpers ----
     def _check(self, user_id, k, exclude):
         if isinstance(user_id, bool) or not isinstance(user_id, (str, int)) or not str(user_id):
             raise InvalidRequest(f"user_id must be a non-empty string, got {user_id!r}", "user_id")
@@ -289,11 +288,11 @@ class Recommender:
         pos = self.catalog.positions(list(exclude))
         return str(user_id), int(k), pos[pos >= 0]
 
-    def _excluded(self, user_id: str, explicit: np.ndarray, now: float) -> np.ndarray:
-        """Filter stage: sorted positions this user must not get."""
-        return sorted_unique(np.concatenate([self.seen.positions(self.history, user_id), explicit,
-                                             self.blocklist.positions, self.unavailable.positions,
-                                             self.impressions.fatigued(user_id, now)]).astype(np.int64))
+    def _store_features(self):
+        """The ranker's store-feature provider when this configuration ranks with it (else None)."""
+        if self.ranking is None or not self.config["rank"]:
+            return None
+        return getattr(self.ranking.features, "store", None)
 
     def _new_cache(self) -> RankedCache:
         c = self.config["cache"]
@@ -305,64 +304,18 @@ class Recommender:
         return (c["rank"], c["score_source"], c["filters"]["seen_event_types"], repr(c["explain"]),
                 repr(c["cache"]), c["compile_ranker"])
 
-    def _explain_depth(self, k: int) -> int:
-        """Candidates explained per ranked list: the re-rank pool (or k) plus a margin."""
-        return max(self.reranker.pool, k) + int(self.config["cache"]["explain_margin"])
-
-    def _stamps(self, users) -> list:
-        """What each user's ranked list is computed from: the models' epoch, the history length (histories
-        only grow: any new event changes it) and the online feature row when the ranker reads one."""
-        epoch, items = self._models_epoch[0], self.history.items
-        store = stamps_of_store(self, users)
-        return [(epoch, len(items(u)), s) for u, s in zip(users, store)]
-
-    def _seen(self, user_id: str) -> np.ndarray:
-        """The items retrieval skips for a user (sorted, unique): what the seen filter masks."""
-        return np.unique(self.seen.positions(self.history, user_id)).astype(np.int64)
-
-    def _ranked(self, users, timer, explain: bool = False, warm_depth: int = 0) -> list:
-        """Each user's ranked candidates, from the cache when its stamp is current, else computed in
-        batches of `batch_size` and cached: with their feature rows kept for the request to explain from
-        (`explain`), or explained `warm_depth` deep (the warm-up)."""
-        stamps = self._stamps(users)
-        cache = self.ranked
-        out = [cache.get(u, st) for u, st in zip(users, stamps)]
-        missing = [r for r, e in enumerate(out) if e is None]
-        cache.counts["hits"] += len(users) - len(missing)
-        cache.counts["misses"] += len(missing)
-        size = self.config["batch_size"]
-        for start in range(0, len(missing), size):
-            block = missing[start:start + size]
-            epoch = cache.epoch
-            entries = compute(self, [users[r] for r in block], [self._seen(users[r]) for r in block], timer,
-                              warm_depth, [stamps[r] for r in block], keep_rows=explain)
-            for r, entry in zip(block, entries):
-                out[r] = entry
-                if stamps[r][2] is not UNCACHEABLE:
-                    cache.put(users[r], entry, epoch)
-        return out
-
-    def _personal(self, users, excluded, parsed: ParsedContext, k, timer, explain) -> list[Slate]:
-        with pinned_store_rows(self, users):  # one online-store lookup per request, cache check included
-            return stages.personal(self, users, excluded, parsed, k, timer, explain)
-
-    def _cold_slate(self, user_id: str, k: int, excluded: np.ndarray, parsed: ParsedContext) -> Slate:
-        return stages.cold_slate(self, user_id, k, excluded, parsed)
-
     def _unavailable_attribute(self) -> list[str]:
-        col = self.config["filters"]["availability_column"]
-        attrs = self.catalog.attributes
-        if not col or col not in attrs.columns:
-            return []
-        flag = attrs[col].map(lambda v: v is False or str(v).lower() in ("false", "0", "no"))
-        return list(self.catalog.item_ids[flag.to_numpy(dtype=bool)])
-
-    def _emit(self, timer: dict) -> None:
-        if self.observer is not None:
-            for stage, (seconds, n) in timer.items():
-                self.observer(stage, seconds, n)
+        return persistence.unavailable_attribute(self)
 
     def _two_tower(self) -> TwoTowerSource | None:
         return next((s for s in self.generator.sources if isinstance(s, TwoTowerSource)), None)
 
 
+def _lap(timer: dict, stage: str, started: float, n: int = 0) -> float:
+    """Add the time since `started` (and an item count) to timer[stage]; returns now (recsys.serving.lists
+    has the same for its two stages: the orchestrator's own, so timing a stage costs no call into another
+    module)."""
+    now = time.perf_counter()
+    seconds, count = timer.get(stage, (0.0, 0))
+    timer[stage] = (seconds + now - started, count + n)
+    return now

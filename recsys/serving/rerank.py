@@ -9,6 +9,9 @@ retrieve -> filter -> rank -> RE-RANK. Works on a pool of each user's best-score
    the items already picked; w = `mmr_weight` (0 = pure relevance order). Similarity is the cosine of the
    two-tower item vectors or equality of a category column;
 4. `pin` rules put a named item at a fixed slot when the filters allow it for this user.
+`Pages` is the stage as a request runs it on a ranked list: the page is a function of the candidates the
+filters left at the head of the list, so it is kept on the list (`recsys.serving.ranked.Page`) and a request
+whose filters leave the same head gets it without re-ranking or explaining again.
 Hand-written (a few lines of numpy): no maintained library does MMR over a precomputed pool this cheaply.
 """
 
@@ -20,6 +23,9 @@ import numpy as np
 
 from recsys.serving.context import ContextFilter
 from recsys.serving.errors import InvalidRequest
+from recsys.serving.explain import rule_text
+from recsys.serving.ranked import Page
+from recsys.serving.slate import Slate
 
 BURY = 1e3  # relevance offset that puts buried items after all others (relevance + boosts is O(1))
 RULE_ACTIONS = ("boost", "bury", "pin")
@@ -154,3 +160,53 @@ class Reranker:
         if return_index:
             return pos[:k], sc[:k], labels[:k], index[:k]
         return pos[:k], sc[:k], labels[:k]
+
+
+@dataclass
+class Pick:
+    """One user's page as the re-rank stage chose it: the slate (reasons still to come), each item's index
+    in the ranked list (`rows`, -1: placed by a rule), the rules' labels, the memo key (None: a list computed
+    for this request only, never memoised) and whether it came from the memo (then it is complete)."""
+    slate: Slate
+    rows: np.ndarray | None
+    labels: list
+    key: tuple | None
+    memo: bool = False
+
+    def page(self, explained: bool) -> Page:
+        s = self.slate
+        return Page(self.key, tuple(s.positions), tuple(s.scores), tuple(s.sources), tuple(s.stages),
+                    tuple(self.labels), tuple(s.reasons) if explained else None)
+
+
+class Pages:
+    """The re-rank stage over ranked lists: `pick` one user's page from the candidates the filters kept."""
+
+    def __init__(self, reranker: Reranker, source_names: list[str], stage: str):
+        self.reranker, self.names, self.stage = reranker, source_names, stage
+
+    def pick(self, entry, idx: np.ndarray, k: int, allowed, memoise: bool, explained: bool) -> Pick:
+        """The page of `entry` (a recsys.serving.ranked.Ranked) over its candidates `idx` (kept by the
+        filters, best first). `memoise`: reuse / key the list's last page (a cached list); `explained`: the
+        page needs reasons (a memoised page without them is not reused)."""
+        key = None
+        if memoise:  # the page is a function of the pool that survived the filters
+            pool = idx[: max(k, self.reranker.pool)]
+            head = entry.positions[idx]
+            pins = tuple((allowed(r.position), int(np.argmax(head == r.position)) if (head == r.position).any()
+                          else -1) for r in self.reranker.pins)
+            key = (k, pool.tobytes(), pins)
+            page = entry.page
+            if page is not None and page.key == key and (not explained or page.reasons is not None):
+                slate = Slate(list(page.positions), list(page.scores), list(page.sources), list(page.stages),
+                              list(page.reasons) if explained else [rule_text(lb) for lb in page.labels])
+                entry.pending = None
+                return Pick(slate, None, list(page.labels), key, memo=True)
+        pos, sc, labels, at = self.reranker.rerank(entry.positions[idx], entry.scores[idx], k, allowed,
+                                                   return_index=True)
+        rows = np.where(at >= 0, idx[np.maximum(at, 0)], -1)  # each item's index in the entry (-1: a rule's)
+        names = self.names
+        sources = [names[o] if j >= 0 else "rule" for j, o in zip(rows.tolist(), entry.origin[rows].tolist())]
+        slate = Slate([int(p) for p in pos], list(sc), sources,
+                      ["pinned" if lb.startswith("pin:") else self.stage for lb in labels], list(labels))
+        return Pick(slate, rows, list(labels), key)

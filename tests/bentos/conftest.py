@@ -74,11 +74,25 @@ def promote(bundle: Path, root: Path, name: str) -> Path:
 def server_env(tmp: Path, model: str, **extra) -> dict[str, str]:
     """Environment for a test server: everything stateful under `tmp`, nothing from the developer's data/."""
     env = {"RECSYS_MODEL": model, "BENTOML_HOME": str(tmp / "bentoml"), "RECSYS_LOG_DIR": str(tmp / "logs"),
+           "RECSYS_EVENT_LOG": str(tmp / "events.jsonl"),
            "RECSYS_CACHE_DIR": str(tmp / "cache"), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
            "RECSYS_RELOAD_INTERVAL": "0", "KAFKA_BOOTSTRAP_SERVERS": "", "RECSYS_EXPERIMENT": "",
            "RECSYS_TREATMENT_MODEL": "", "RECSYS_SHADOW_MODEL": "", "BENTOML_DO_NOT_TRACK": "true"}
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+@pytest.fixture(scope="session")
+def feast_repo(tmp_path_factory, tiny_dataset):
+    """An applied copy of feature_repo/ (sqlite online store): where a Kafka-mode server reads the users'
+    real-time rows (`user_events_realtime`, written by the stream consumer)."""
+    from recsys.features.store import apply_repo
+    from tests.feature_repo.repo import copy_repo, write_features
+
+    repo = copy_repo(tmp_path_factory.mktemp("feast"))
+    write_features(repo, tiny_dataset.interactions, tiny_dataset.items)
+    apply_repo(repo)
+    return repo
 
 
 @pytest.fixture(scope="module")

@@ -29,13 +29,15 @@ def exported_names() -> set:
 
 def test_dashboard_queries_name_only_exported_metrics():
     dashboard = json.loads((GRAFANA / "recommender.json").read_text())
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]  # a row has none
     assert len(exprs) >= 10
     used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"\b(?:recsys|bentoml_service)_\w+", e)}
     assert used <= exported_names(), used - exported_names()
     needed = {"recsys_stage_duration_seconds", "recsys_stage_items", "recsys_fallbacks_total", "recsys_errors_total",
               "recsys_model_info", "recsys_stream_events_total", "recsys_stream_consumer_lag",
-              "recsys_stream_batch_duration_seconds", "recsys_stream_dead_letters_total"}
+              "recsys_stream_batch_duration_seconds", "recsys_stream_dead_letters_total",
+              "recsys_online_state_events_total", "recsys_online_state_reads_total",
+              "recsys_online_state_event_age_seconds"}
     assert needed <= used
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))

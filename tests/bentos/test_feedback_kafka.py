@@ -26,9 +26,9 @@ def broker(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(bundles, broker, start_server, tmp_path_factory):
-    env = server_env(tmp_path_factory.mktemp("kafka-serve"), str(bundles["v1"]),
-                     KAFKA_BOOTSTRAP_SERVERS=broker, RECSYS_FEEDBACK_TOPIC=TOPIC)
+def server(bundles, broker, feast_repo, start_server, tmp_path_factory):
+    env = server_env(tmp_path_factory.mktemp("kafka-serve"), str(bundles["v1"]), KAFKA_BOOTSTRAP_SERVERS=broker,
+                     RECSYS_FEEDBACK_TOPIC=TOPIC, RECSYS_FEATURE_REPO=str(feast_repo))
     return start_server(env)
 
 
@@ -72,3 +72,8 @@ def test_feedback_is_produced_to_kafka_in_the_event_contract(server, broker, bun
     assert datetime.fromisoformat(second["timestamp"]).tzinfo is not None
 
     assert parse(json.dumps(first)).event_id == "evt-1" and parse(json.dumps(second)).user_id == "cold-kafka"
+    # Read-your-writes: the worker that took the booking applied it at once (the stream consumer's row brings
+    # it to every other worker and replica: tests/bentos/test_online_state_http.py).
+    r = requests.post(server.url + "/recommend", json={"user_id": "cold-kafka", "k": 3}, timeout=10)
+    answer = r.json()["items"]
+    assert any(i["stage"] == "ranked" for i in answer) and item not in [i["item_id"] for i in answer]

@@ -15,6 +15,7 @@ def test_the_shipped_config_is_valid_and_serves_the_promoted_alias():
     assert s.model == "models:/travel-recommender@production"
     assert s.tracking_uri == f"sqlite:///{PROJECT_ROOT / 'data/mlflow/mlflow.db'}"  # resolved to the project
     assert s.log_dir == str(PROJECT_ROOT / "data/serving/logs")
+    assert s.event_log == str(PROJECT_ROOT / "data/serving/events.jsonl") and s.workers == 1
     assert not s.experiment.active and s.shadow is None and s.kafka_bootstrap_servers is None
     assert s.in_bento["model"].startswith("bento:")
 
@@ -22,11 +23,13 @@ def test_the_shipped_config_is_valid_and_serves_the_promoted_alias():
 def test_environment_overrides_and_empty_means_unset(tmp_path):
     env = {"RECSYS_MODEL": "bento:m:1", "RECSYS_RELOAD_INTERVAL": "2.5", "RECSYS_EXPERIMENT": "e",
            "RECSYS_TREATMENT_MODEL": "models:/m@challenger", "RECSYS_TREATMENT_SHARE": "0.2",
-           "KAFKA_BOOTSTRAP_SERVERS": "", "MLFLOW_TRACKING_URI": "http://mlflow:5000", "RECSYS_LOG_DIR": str(tmp_path)}
+           "KAFKA_BOOTSTRAP_SERVERS": "", "MLFLOW_TRACKING_URI": "http://mlflow:5000", "RECSYS_LOG_DIR": str(tmp_path),
+           "RECSYS_EVENT_LOG": "", "RECSYS_WORKERS": "2"}
     s = load_settings(DEFAULT_CONFIG, environ=env)
     assert (s.model, s.reload_interval_seconds, s.tracking_uri) == ("bento:m:1", 2.5, "http://mlflow:5000")
     assert s.experiment.active and s.experiment.treatment_share == 0.2
     assert s.kafka_bootstrap_servers is None and s.log_dir == str(tmp_path)
+    assert s.event_log is None and s.workers == 2  # several workers share the state: no Kafka needed
 
 
 @pytest.mark.parametrize("text", ["model: x\ntracking_uri: y\nmodle: z\n",           # misspelt key

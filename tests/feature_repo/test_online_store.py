@@ -84,6 +84,32 @@ def test_online_rows_are_the_latest_snapshot(env):
     assert provider.counts["item_refreshes"] == 1 and provider.counts["errors"] == 0
 
 
+def test_the_one_query_lookup_reads_what_feast_online_read_reads(env):
+    """recsys.features.lookup reads every view in one query (sqlite) or one pipeline (Redis) through Feast's
+    storage helpers; it must answer exactly what Feast's own per-view `online_read` answers."""
+    from feast.infra.provider import get_provider
+
+    from recsys.features.definitions import USER_KEY
+    from recsys.features.lookup import KeyLookup, _entity_key, python_value
+
+    users = list(rows_at(env.tables[USER_ACTIVITY], "user_id", env.last).index[:4]) + ["nobody"]
+    views = (USER_ACTIVITY, USER_AFFINITY)
+    got = KeyLookup(views, USER_KEY, env.store).read(users)
+    online = get_provider(env.store.config).online_store
+    for view in views:
+        table = env.store.get_feature_view(view)
+        feast = online.online_read(env.store.config, table, [_entity_key(USER_KEY, u)[0] for u in users])
+        for user, row, (ts, values) in zip(users, got, feast):
+            if values is None or not any(v.WhichOneof("val") for v in values.values()):
+                assert row[view] == (None, None), (view, user)
+                continue
+            expected = {k: python_value(v) for k, v in values.items()}  # Redis: unset features answer None
+            mine = dict(row[view][1])
+            assert row[view][0] == ts and {k: v for k, v in mine.items() if v is not None} == {
+                k: v for k, v in expected.items() if v is not None}
+    assert got[-1] == {view: (None, None) for view in views}
+
+
 def test_stale_rows_are_treated_as_missing_and_counted(env):
     activity = env.tables[USER_ACTIVITY]
     latest = activity.groupby("user_id").event_timestamp.max()

@@ -1,4 +1,4 @@
-"""The ranked-candidate cache (recsys/serving/ranked.py): cached answers equal fresh computations after any
+"""The ranked-candidate cache (recsys/serving/lists.py over ranked.py): cached answers equal fresh computations after any
 sequence of state changes, exact invalidation, the memory bound, the short-list fallback, the warm-up."""
 
 import copy
@@ -162,7 +162,8 @@ def test_short_list_after_filtering_falls_back_to_retrieval_past_the_filters(par
     small = copy.copy(parts["generator"])  # two candidates per source: filters can exhaust a list
     small.n_per_source = {name: 2 for name in small.n_per_source}
     rec = make({"filters": {"record_impressions": False}}, generator=small)
-    cached = [int(p) for p in rec._ranked(["u5"], {})[0].positions]
+    rec.warm(["u5"], explain=False)
+    cached = [int(p) for p in rec.ranked_list("u5").positions]
     assert len(cached) >= 3
     excluded = list(rec.catalog.item_ids[cached])
     out = rec.recommend("u5", 3, exclude=excluded)
@@ -180,7 +181,8 @@ def test_narrow_context_gets_personal_items_through_the_fallback(parts, make):
     small = copy.copy(parts["generator"])
     small.n_per_source = {name: 2 for name in small.n_per_source}
     rec = make({"filters": {"record_impressions": False}}, generator=small)
-    cached = rec._ranked(["u5"], {})[0]
+    rec.warm(["u5"], explain=False)
+    cached = rec.ranked_list("u5")
     ski = rec.context_filter.parse({"category": "ski"}).mask
     assert not ski[cached.positions].all()  # the cached list holds items the context removes
     out = rec.recommend("u5", 3, context={"category": "ski"})
@@ -201,8 +203,8 @@ def test_warm_lists_answer_like_cold_computations_with_explanations(make):
 def test_items_chosen_deeper_than_explained_get_a_second_pass_with_the_same_reasons(make):
     rec = make({"filters": {"record_impressions": False}, "rerank": {"pool": 2}, "cache": {"explain_margin": 0}})
     cold = make({"filters": {"record_impressions": False}, "rerank": {"pool": 2}, "cache": {"enabled": False}})
-    rec._ranked(["u8"], {}, warm_depth=2)  # a list explained two deep, as a warm-up leaves it
-    entry = rec.ranked.get("u8", rec._stamps(["u8"])[0])
+    rec.warm(["u8"], depth=2)  # a list explained two deep, as a warm-up leaves it
+    entry = rec.ranked_list("u8")
     assert isinstance(entry, Ranked) and len(entry.explained) == 2 < len(entry)
     skip = list(rec.catalog.item_ids[entry.positions[:2]])  # the explained two are excluded ...
     out = rec.recommend("u8", 2, exclude=skip)
@@ -240,12 +242,12 @@ def test_a_list_computed_on_request_gets_its_pool_explained_off_the_request_path
     rec = make({"filters": {"record_impressions": False}, "rerank": {"pool": 4}, "cache": {"explain_margin": 2}})
     cold = make({"filters": {"record_impressions": False}, "rerank": {"pool": 4}, "cache": {"enabled": False}})
     first = rec.recommend("v7", 2)  # a miss: only the two chosen items are explained on the request
-    entry = rec.ranked.get("v7", rec._stamps(["v7"])[0])
+    entry = rec.ranked_list("v7")
     assert len(entry.explained) == 2 and entry.pending is not None and rec.ranked.is_deferred(entry)
     assert rec.explain_deferred() == 1  # what the service's warm-up thread runs between requests
-    swapped = rec.ranked.get("v7", rec._stamps(["v7"])[0])
+    swapped = rec.ranked_list("v7")
     assert swapped is not entry and swapped.pending is None
-    assert len(swapped.explained) == min(rec._explain_depth(2), len(swapped))
+    assert len(swapped.explained) == min(rec.explaining.depth(2), len(swapped))
     skip = [r["item_id"] for r in first]
     assert rec.recommend("v7", 2, exclude=skip) == cold.recommend("v7", 2, exclude=skip)
     assert rec.ranked.counts["explain_passes"] == 0
@@ -258,8 +260,8 @@ def test_a_user_paging_down_gets_deeper_explanations_off_the_request_path(make):
                 "cache": {"explain_margin": 1, "explain_ahead": True}}
     rec, cold = make(settings), make({**settings, "cache": {"enabled": False}})
     rec.clock = cold.clock = lambda: 1000.0
-    rec._ranked(["u8"], {}, warm_depth=4)  # explained four deep, as the warm-up leaves a list
-    entry = rec.ranked.get("u8", rec._stamps(["u8"])[0])
+    rec.warm(["u8"], depth=4)  # explained four deep, as the warm-up leaves a list
+    entry = rec.ranked_list("u8")
     assert len(entry.explained) == 4 < len(entry) - 6
     shown = []
     for _ in range(4):  # each page is fatigued at once: the next one starts two items deeper
@@ -268,14 +270,14 @@ def test_a_user_paging_down_gets_deeper_explanations_off_the_request_path(make):
         shown += [r["item_id"] for r in page]
         rec.explain_deferred()
     assert rec.ranked.counts["explain_passes"] == 0 and rec.ranked.counts["deepened"] >= 1
-    assert len(rec.ranked.get("u8", rec._stamps(["u8"])[0]).explained) > 4
+    assert len(rec.ranked_list("u8").explained) > 4
 
 
 def test_by_default_paging_down_costs_one_pass_that_explains_well_past_the_page(make):
     settings = {"filters": {"max_impressions": 1}, "rerank": {"pool": 3}, "cache": {"explain_margin": 1}}
     rec, cold = make(settings), make({**settings, "cache": {"enabled": False}})
     rec.clock = cold.clock = lambda: 1000.0
-    rec._ranked(["u8"], {}, warm_depth=4)
+    rec.warm(["u8"], depth=4)
     for _ in range(4):
         assert rec.recommend("u8", 2) == cold.recommend("u8", 2)
     assert rec.ranked.counts["explain_passes"] == 1  # then explained past the next pages: no second one
@@ -289,9 +291,9 @@ def test_a_warm_up_explains_past_what_the_users_filters_remove_today(make):
         assert rec.recommend("u8", 2) == cold.recommend("u8", 2)
     rec.ranked.invalidate(["u8"])  # what a click does; the warm-up thread then computes the list again
     assert rec.warm(["u8"]) == 1
-    entry = rec.ranked.get("u8", rec._stamps(["u8"])[0])
+    entry = rec.ranked_list("u8")
     fatigued = set(rec.impressions.fatigued("u8", 1000.0).tolist())
-    assert len(fatigued) == 4 and len(entry.explained) == min(len(entry), 4 + rec._explain_depth(10))
+    assert len(fatigued) == 4 and len(entry.explained) == min(len(entry), 4 + rec.explaining.depth(10))
     passes = rec.ranked.counts["explain_passes"]
     assert rec.recommend("u8", 2) == cold.recommend("u8", 2) and rec.ranked.counts["explain_passes"] == passes
 
@@ -304,13 +306,13 @@ def test_lists_queued_beyond_the_rows_bound_are_still_explained_later(make, monk
     rec, cold = make(settings), make({**settings, "cache": {"enabled": False}})
     users = list(rec.history.users[:3])
     firsts = {u: rec.recommend(u, 2) for u in users}  # three misses, each queued for its pool's explanations
-    entries = [rec.ranked.get(u, rec._stamps([u])[0]) for u in users]
+    entries = [rec.ranked_list(u) for u in users]
     assert all(rec.ranked.is_deferred(e) for e in entries)
     assert [e.pending is not None for e in entries] == [True, False, False]  # the bound: rows dropped
     assert rec.explain_deferred() == 3
     for u in users:
-        entry = rec.ranked.get(u, rec._stamps([u])[0])
-        assert len(entry.explained) >= min(rec._explain_depth(2), len(entry)) and entry.pending is None
+        entry = rec.ranked_list(u)
+        assert len(entry.explained) >= min(rec.explaining.depth(2), len(entry)) and entry.pending is None
         skip = [r["item_id"] for r in firsts[u]]
         assert rec.recommend(u, 2, exclude=skip) == cold.recommend(u, 2, exclude=skip)
     assert rec.ranked.counts["explain_passes"] == 0 and rec.ranked.counts["deepened"] == 2
