@@ -8,6 +8,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from bentos.settings import PROJECT_ROOT
+from recsys.monitoring import loop_metrics
 from recsys.monitoring.metrics import ServingMetrics
 from recsys.monitoring.stream_metrics import StreamMetrics
 
@@ -22,9 +23,24 @@ def exported_names() -> set:
     ServingMetrics(registry=registry)
     StreamMetrics(registry=registry)
     names = set()
-    for family in registry.collect():
-        names.add(family.name + ("_total" if family.type == "counter" else ""))
+    for reg in (registry, loop_registry()):
+        for family in reg.collect():
+            names.add(family.name + ("_total" if family.type == "counter" else ""))
     return names | BENTOML
+
+
+def loop_registry():
+    """The monitoring loop's series, from a real verdict, decision and promotion."""
+    from datetime import datetime, timezone
+
+    from recsys.monitoring.verdict import Decision, DriftVerdict, Signal
+
+    now = datetime(2025, 7, 1, tzinfo=timezone.utc)
+    verdict = DriftVerdict(model_name="m", model_version="1", window_start=now, window_end=now, reference_start=now,
+                           reference_end=now, n_events=1, n_users=1,
+                           signals=[Signal(name="outcome_ndcg", kind="outcome", value=0.1, reference=0.12, threshold=0.2)])
+    decision = Decision(retrain=False, alert=False, reason="", window_end=now)
+    return loop_metrics.collect("m", verdict, decision, promoted=False)
 
 
 def test_dashboard_queries_name_only_exported_metrics():
@@ -37,7 +53,8 @@ def test_dashboard_queries_name_only_exported_metrics():
               "recsys_model_info", "recsys_stream_events_total", "recsys_stream_consumer_lag",
               "recsys_stream_batch_duration_seconds", "recsys_stream_dead_letters_total",
               "recsys_online_state_events_total", "recsys_online_state_reads_total",
-              "recsys_online_state_event_age_seconds"}
+              "recsys_online_state_event_age_seconds", "recsys_drift_signal_value", "recsys_drift_signal_reference",
+              "recsys_retrain_decision", "recsys_model_promoted"}
     assert needed <= used
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
@@ -46,6 +63,6 @@ def test_dashboard_queries_name_only_exported_metrics():
 def test_scrape_example_targets_the_metrics_path():
     config = yaml.safe_load((GRAFANA / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert {"recsys-serving", "recsys-stream"} <= set(jobs)
+    assert {"recsys-serving", "recsys-stream", "recsys-loop"} <= set(jobs)
     for job in jobs.values():
         assert job["metrics_path"] == "/metrics" and job["static_configs"][0]["targets"]
