@@ -28,8 +28,10 @@ def bento_version(version: str) -> str:
     return re.sub(r"[^a-z0-9._-]", "-", str(version).lower()).strip("-._") or "v"
 
 
-def import_bundle(ref: str, tracking_uri: str, cache_dir: str, name: str | None = None) -> str:
-    """Import the bundle `ref` points at; returns the BentoML tag."""
+def import_bundle(ref: str, tracking_uri: str, cache_dir: str, name: str | None = None,
+                  labels: dict[str, str] | None = None) -> str:
+    """Import the bundle `ref` points at; returns the BentoML tag. `labels` add to (or replace) the ones
+    recorded (source, registry_version, bundle_version), e.g. the MLflow version of a downloaded bundle."""
     import bentoml
     from bentoml.exceptions import NotFound
 
@@ -41,7 +43,8 @@ def import_bundle(ref: str, tracking_uri: str, cache_dir: str, name: str | None 
         return str(bentoml.models.get(tag).tag)
     except NotFound:
         pass
-    labels = {"source": kind(ref), "registry_version": resolved.version, "bundle_version": str(meta["version"])}
+    labels = {"source": kind(ref), "registry_version": resolved.version, "bundle_version": str(meta["version"]),
+              **{k: str(v) for k, v in (labels or {}).items()}}
     metadata = {"reference": ref, "resolved": resolved.key, "created_at": meta.get("created_at"),
                 "git_sha": meta.get("git_sha"), "metrics": {k: v for k, v in meta.get("metrics", {}).items()
                                                            if isinstance(v, (int, float))}}
