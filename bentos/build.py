@@ -103,7 +103,12 @@ def containerize(tag: str, image: str, backend: str = "docker") -> dict:
 
     if shutil.which(backend) is None:
         return {"built": False, "image": image, "reason": f"no container engine: `{backend}` is not installed"}
-    if not bentoml.container.health(backend):
-        return {"built": False, "image": image, "reason": f"the {backend} engine does not answer"}
+    try:
+        healthy = bentoml.container.health(backend)
+    except Exception:  # noqa: BLE001 - e.g. the docker CLI without a daemon behind it: health() raises
+        healthy = False
+    if not healthy:
+        return {"built": False, "image": image,
+                "reason": f"no container engine: `{backend}` is installed but no {backend} engine answers"}
     bentoml.container.build(tag, backend=backend, image_tag=(image,))
     return {"built": True, "image": image, "reason": f"built with {backend}"}

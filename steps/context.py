@@ -43,7 +43,7 @@ def registered_model_version(name: str, mlflow_version: str, limit: int = 200):
     when none did (e.g. a version registered outside the pipelines)."""
     from zenml.client import Client
 
-    for version in Client().list_model_versions(model_name_or_id=name, size=limit, hydrate=True,
+    for version in Client().list_model_versions(model=name, size=limit, hydrate=True,
                                                 sort_by="desc:created").items:
         registration = (version.run_metadata or {}).get("registration") or {}
         if str(registration.get("mlflow_version")) == str(mlflow_version):

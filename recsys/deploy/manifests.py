@@ -59,7 +59,9 @@ def render(settings: ManifestSettings, image: str, env: dict[str, str], annotati
     """The four objects for `image` (`<repository>:<tag>`) whose service reads `env` (merged with
     `settings.env`). `known_env`: the variable names the service reads; any other name is refused (a
     typo would be ignored silently by the service). `annotations` go on the Deployment and its pods."""
-    data = {**env, **settings.env}
+    # Writable places for the MLflow download cache and the experiment logs: the bento's data/ may be the
+    # read-only state volume. A log volume overrides the log directory per pod (container env wins).
+    data = {"RECSYS_CACHE_DIR": "/tmp/recsys/bundles", "RECSYS_LOG_DIR": "/tmp/recsys/logs", **env, **settings.env}
     unknown = sorted(set(data) - known_env) if known_env is not None else []
     if unknown:
         raise ValueError(f"ConfigMap entries the service does not read: {unknown}")
@@ -167,10 +169,17 @@ def write(objects: list[dict], directory: str | Path) -> list[Path]:
     for obj in objects:
         validate(obj)
         path = directory / f"{obj['kind'].lower()}.yaml"
-        path.write_text(yaml.safe_dump(obj, sort_keys=False))
+        path.write_text(yaml.dump(obj, Dumper=_PlainDumper, sort_keys=False))
         validate(yaml.safe_load(path.read_text()))
         files.append(path)
     return files
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """No YAML anchors/aliases (&id001) for objects used twice: manifests are read by people and tools."""
+
+    def ignore_aliases(self, data):
+        return True
 
 
 def read(directory: str | Path) -> list[dict]:

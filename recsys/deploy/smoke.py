@@ -39,8 +39,8 @@ PHASES = ("examples", "coverage", "fuzzing", "stateful")
 class LoadSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seconds: float = Field(5.0, gt=0, description="length of the probe")
-    concurrency: int = Field(4, ge=1, description="clients sending requests back to back")
-    p99_ms: float = Field(250.0, gt=0, description="latency budget: p99 of /recommend over the probe")
+    concurrency: int = Field(2, ge=1, description="clients sending requests back to back")
+    p99_ms: float = Field(300.0, gt=0, description="latency budget: p99 of /recommend over the probe")
 
 
 class FuzzSettings(BaseModel):
@@ -169,10 +169,19 @@ def fuzz(url: str, settings: FuzzSettings, workdir: str | Path | None = None) ->
         figures = {"fuzz_seconds": seconds, **fuzz_figures(report)}
     failures = []
     if done.returncode != 0 or figures.get("fuzz_failures", 0):
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
         failures.append(f"fuzz: schemathesis exited {done.returncode} with {figures.get('fuzz_failures')} "
-                        f"failures:\n{tail}")
+                        f"failures:\n{failure_section(done.stdout + done.stderr)}")
     return figures, failures
+
+
+def failure_section(output: str, limit: int = 4000) -> str:
+    """The FAILURES part of schemathesis' output (each failure with a curl command to reproduce it), or its
+    last lines when there is none (e.g. the schema did not load)."""
+    lines = output.strip().splitlines()
+    start = next((i for i, line in enumerate(lines) if "FAILURES" in line), None)
+    end = next((i for i, line in enumerate(lines) if "SUMMARY" in line), len(lines))
+    text = "\n".join(lines[start:end] if start is not None and start < end else lines[-25:])
+    return text[:limit]
 
 
 def fuzz_figures(ndjson: Path) -> dict:

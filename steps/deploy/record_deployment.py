@@ -26,7 +26,8 @@ def record_deployment(deploy_target: Dict[str, Any], bento: Dict[str, Any],
     if not smoke_report.get("passed"):  # smoke_test raises on failure; this guards a hand-made report
         raise ValueError(f"refusing to record {bento['bento_tag']}: its smoke test did not pass")
     target = deploy_target
-    record = {"bento_tag": bento["bento_tag"], "bento_archive": bento["archive"], "model_tag": bento["model_tag"],
+    record = {"bento_tag": bento["bento_tag"], "bento_version": bento["bento_version"],
+              "bento_archive": bento["archive"], "model_tag": bento["model_tag"],
               "deployed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     smoke = {f"smoke_{k}": smoke_report[k] for k in FIGURES if k in smoke_report}
     set_version_tags(target["tracking_uri"], target["name"], target["version"], {**record, **smoke})
