@@ -161,7 +161,8 @@ def fuzz(url: str, settings: FuzzSettings, workdir: str | Path | None = None) ->
                    "--report-ndjson-path", str(report)]
         started = time.perf_counter()
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=settings.timeout_seconds)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=settings.timeout_seconds,
+                                  cwd=tmp)  # schemathesis keeps a .schemathesis cache in its working dir
         except subprocess.TimeoutExpired:
             return {"fuzz_seconds": settings.timeout_seconds}, [f"fuzz: schemathesis ran over "
                                                                 f"{settings.timeout_seconds:.0f} s"]
