@@ -79,11 +79,14 @@ def experiment_log(log: pd.DataFrame, experiment: str, versions: dict[str, str])
     experiment must not mix two versions in one group), and all feedback (joined to them by the readout)."""
     if "type" not in log.columns:
         raise ValueError("the log has no 'type' field: not an experiment log")
+    def column(name: str) -> pd.Series:
+        return log[name].astype(str) if name in log.columns else pd.Series("", index=log.index)
+
     impressions = log["type"] == "impression"
     keep = ~impressions
     for variant, version in versions.items():
-        keep |= impressions & (log.get("experiment") == experiment) & (log.get("variant") == variant) & (
-            log.get("model_version").astype(str) == str(version))
+        keep |= impressions & (column("experiment") == experiment) & (column("variant") == variant) & (
+            column("model_version") == str(version))
     return log[keep]
 
 
@@ -125,12 +128,11 @@ def decide(table: pd.DataFrame, rule: CanaryRule) -> CanaryDecision:
 def read_decision(log: pd.DataFrame, experiment: str, versions: dict[str, str], rule: CanaryRule) -> CanaryDecision:
     """`decide` on the canary's rows of an experiment log (recsys.serving.readout.read_log)."""
     rows = experiment_log(log, experiment, versions)
-    try:
-        table = counts(rows, experiment, rule.success, rule.unit)
-    except ValueError as error:  # e.g. no impressions of this canary yet
+    if not (rows["type"] == "impression").any():
         empty = {"trials": 0.0, "successes": 0.0, "rate": float("nan")}
-        return CanaryDecision(action="wait", reason=str(error), control=empty, treatment=dict(empty), rule=rule)
-    return decide(table, rule)
+        return CanaryDecision(action="wait", reason=f"no impressions of experiment {experiment!r} by versions "
+                              f"{versions} in the log yet", control=empty, treatment=dict(empty), rule=rule)
+    return decide(counts(rows, experiment, rule.success, rule.unit), rule)
 
 
 # ---- the registry side (MLflow aliases and tags) ----

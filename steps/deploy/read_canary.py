@@ -9,6 +9,7 @@ the service pods write to).
 
 from typing import Annotated, Any, Dict, Optional, Tuple
 
+import pandas as pd
 from zenml import log_metadata, step
 from zenml.logger import get_logger
 
@@ -35,9 +36,8 @@ def read_canary(canary: Optional[Dict[str, Any]] = None, rule: Optional[Dict[str
     versions = {"control": resolve_alias(uri, name, PRODUCTION)[0], "treatment": resolve_alias(uri, name, settings.alias)[0]}
     bundles = {variant: version_tags(uri, name, version).get("bundle_version") for variant, version in versions.items()}
     logs = sorted(state_location(log_dir).pull().glob("**/experiments-*.jsonl"))  # a directory per pod too
-    if not logs:
-        raise FileNotFoundError(f"no experiment log (experiments-*.jsonl) in {state_location(log_dir).shared}")
-    decision = read_decision(read_log([str(p) for p in logs]), settings.experiment, bundles, rule)
+    log = read_log([str(p) for p in logs]) if logs else pd.DataFrame(columns=["type"])  # none yet: wait
+    decision = read_decision(log, settings.experiment, bundles, rule)
     info = {"model": name, "tracking_uri": uri, "alias": settings.alias, "experiment": settings.experiment,
             "control_version": versions["control"], "treatment_version": versions["treatment"],
             "bundles": bundles, "logs": len(logs)}

@@ -113,3 +113,12 @@ def test_promote_and_rollback_on_the_registry(registry):
         conclude(uri, "m", lose)
     wait = decide(table((10, 1), (10, 1)), RULE)
     assert conclude(uri, "m", wait)["action"] == "wait"  # changes nothing, raises nothing
+
+
+def test_an_empty_or_foreign_log_waits():
+    versions = {"control": "v1", "treatment": "v2"}
+    assert read_decision(pd.DataFrame(columns=["type"]), "canary", versions, RULE).action == "wait"
+    other = pd.DataFrame([{"type": "impression", "experiment": "other", "variant": "treatment", "user_id": "a",
+                           "items": ["i1"], "model_version": "v2", "ts": 1}])
+    decision = read_decision(other, "canary", versions, RULE)
+    assert decision.action == "wait" and "no impressions" in decision.reason
