@@ -124,13 +124,14 @@ def run(kind: str, weeks: int, champion: Production, params: dict, base_recipe: 
         if decision.retrain:
             last_retrain = end
             data = source.read(start - pd.Timedelta(days=training_days), start)
-            challenger, _ = training.train_on(data.interactions, window.items, data.users, recipe)
+            challenger, settings = training.train_on(data.interactions, window.items, data.users, recipe)
             popularity = pd.concat([reference_data.interactions, before.interactions]).item_id.value_counts()
             comparison = duel(production.load(), challenger, before.interactions, window.interactions, popularity, rule)
             row["challenger"] = comparison.challenger["ndcg@10"]
             row["why"] = "; ".join(r for r in comparison.reasons if r.startswith("FAIL")) or "won"
             if comparison.promote:
-                training.refresh_recommender(challenger, window.interactions)
+                challenger = training.absorb_window(challenger, settings, recipe, data.interactions,
+                                                    window.interactions, window.items, data.users)
                 path = save_bundle(challenger, workdir / f"{kind}-{w}", {}, {})
                 production = Production(path, comparison.challenger["ndcg@10"], end, f"{kind}-{w}")
                 row["promoted"], promoted_at = True, w if promoted_at is None else promoted_at

@@ -22,4 +22,5 @@ def retrain_pipeline(current: Dict[str, Any], window_days: float = 7.0, referenc
     decision = decide_retrain(verdict, info)
     challenger, challenger_info = train_challenger(decision, info, window, items, users, current, training_days)
     comparison = compare_models(champion, challenger, before, window_interactions, reference)
-    promote_challenger(decision, comparison, challenger, challenger_info, window_interactions, window, info)
+    promote_challenger(decision, comparison, challenger, challenger_info, window_interactions, window, info, items,
+                       users, current)

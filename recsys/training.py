@@ -252,3 +252,11 @@ def train_on(interactions: pd.DataFrame, items, users, recipe: dict | None = Non
              len(parts.valid), len(parts.test))
     evaluated, settings, _ = train_staged(parts.train, parts.valid, items, users, recipe)
     return refit_staged(evaluated, settings, recipe, parts.train, parts.valid, parts.test, items, users), settings
+
+
+def absorb_window(model: Recommender, settings: dict, recipe: dict | None, before: pd.DataFrame,
+                  window: pd.DataFrame, items, users) -> Recommender:
+    """A challenger that won on the held-out window, refit to learn that window too (it was held out to
+    compare it with the champion): `refit_staged` with the data before the window as history and the
+    window as the ranker's labels, the two-tower and every source fitted on both."""
+    return refit_staged(model, settings, recipe, before, before.iloc[:0], window, items, users)

@@ -63,25 +63,39 @@ class UserEvents:
 
     def merge(self, events: Iterable, max_events: int = DEFAULT_MAX_EVENTS) -> tuple[UserEvents, int]:
         """(the row with `events` folded in, how many of them were new). `events` have event_id, item_id,
-        event_type and seconds (recsys.streaming.events.Event). Deduplicated by event_id (the first copy
-        stays), sorted by (time, event_id) so the order does not depend on arrival, newest max_events kept."""
+        event_type and seconds (recsys.streaming.events.Event or StreamEvent). Deduplicated by event_id (the
+        first copy stays), sorted by (time, event_id) so the order does not depend on arrival, newest
+        max_events kept."""
         known = set(self.event_ids)
-        rows = list(zip(self.seconds, self.event_ids, self.item_ids, self.event_types))
-        added = 0
+        new = []
         for event in events:
-            if event.event_id in known:
+            event_id = event.event_id
+            if event_id in known:
                 continue
-            known.add(event.event_id)
-            rows.append((event.seconds, event.event_id, event.item_id, event.event_type))
-            added += 1
+            known.add(event_id)
+            new.append((float(event.seconds), event_id, event.item_id, event.event_type))
+        if not new:
+            return self, 0
+        new.sort(key=_order)
+        if not self.event_ids or (self.seconds[-1], self.event_ids[-1]) < new[0][:2]:
+            # The usual case: everything new is newer than the row, which is already in order: append.
+            drop = max(0, len(self.event_ids) + len(new) - max_events)
+            seconds, ids, items, types = zip(*new)
+            row = UserEvents((self.event_ids + ids)[drop:], (self.item_ids + items)[drop:],
+                             (self.event_types + types)[drop:], (self.seconds + seconds)[drop:])
+            return row, min(len(new), max_events)
+        before = set(self.event_ids)
+        rows = sorted([*zip(self.seconds, self.event_ids, self.item_ids, self.event_types), *new], key=_order)
+        rows = rows[-max_events:]
+        added = sum(1 for r in rows if r[1] not in before)
         if not added:
             return self, 0
-        rows.sort(key=lambda r: (r[0], r[1]))
-        rows = rows[-max_events:]
-        new_ids = {r[1] for r in rows}
-        added = sum(1 for e in new_ids if e not in set(self.event_ids))
         seconds, ids, items, types = zip(*rows)
         return UserEvents(tuple(ids), tuple(items), tuple(types), tuple(float(s) for s in seconds)), added
+
+
+def _order(row: tuple) -> tuple:
+    return row[0], row[1]
 
 
 EMPTY = UserEvents()
@@ -93,13 +107,20 @@ class OnlineEventStore:
     `repo_path` / `fs_yaml` name the Feast repo and environment (feature_store.yaml: sqlite, or
     feature_store_redis.yaml), as everywhere else; the repo must have been applied (`feast apply`, the
     features pipeline). Thread-safe for reads from many threads when the online store client is (Redis);
-    the sqlite store shares one connection, so callers serialise (the service reads on its event loop)."""
+    the sqlite store shares one connection, so callers serialise (the service reads on its event loop).
 
-    def __init__(self, repo_path: str = "feature_repo", fs_yaml: str = "feature_store.yaml", store=None):
+    `ordered_writes=True` is for the one writer of the rows (the stream consumer), which never writes a row
+    older than the stored one (it reads, merges and writes back): the Redis store's own check, which skips
+    a row whose time is not newer than the stored one's, is turned off (Feast's `skip_dedup`). That check
+    would drop a row changed by a late event (same newest time, one more event) and costs a round trip."""
+
+    def __init__(self, repo_path: str = "feature_repo", fs_yaml: str = "feature_store.yaml", store=None,
+                 ordered_writes: bool = False):
         self.repo_path, self.fs_yaml = str(repo_path), fs_yaml
         self._store = store
         self._views: dict = {}
         self._online = None
+        self.ordered_writes = ordered_writes
 
     @property
     def store(self):
@@ -107,6 +128,9 @@ class OnlineEventStore:
             from recsys.features.store import open_store
 
             self._store = open_store(self.repo_path, self.fs_yaml)
+            online = self._store.config.online_store
+            if self.ordered_writes and hasattr(online, "skip_dedup"):
+                online.skip_dedup = True
         return self._store
 
     def _view(self, name: str):
@@ -167,26 +191,42 @@ class OnlineEventStore:
 
 
 def _entity_key(user_id: str):
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import Value
-
-    return EntityKey(join_keys=[USER_KEY], entity_values=[Value(string_val=str(user_id))])
+    return _pb().EntityKey(join_keys=[USER_KEY], entity_values=[_pb().Value(string_val=str(user_id))])
 
 
 def _proto(dtype: str, value):
-    from feast.protos.feast.types.Value_pb2 import DoubleList, FloatList, StringList, Value
-
+    """A feature value's proto. Lists are extended in place: ~2x faster than passing them to constructors."""
+    out = _pb().Value()
     if dtype == STRING_LIST:
-        return Value(string_list_val=StringList(val=[str(v) for v in value]))
-    if dtype == FLOAT64_LIST:
-        return Value(double_list_val=DoubleList(val=[float(v) for v in value]))
-    if dtype == FLOAT32_LIST:
-        return Value(float_list_val=FloatList(val=[float(v) for v in value]))
-    if dtype == INT64:
-        return Value(int64_val=int(value))
-    if dtype == FLOAT64:
-        return Value(double_val=float(value))
-    return Value(string_val=str(value))
+        out.string_list_val.val.extend(value if isinstance(value, tuple) else [str(v) for v in value])
+    elif dtype == FLOAT64_LIST:
+        out.double_list_val.val.extend(value)
+    elif dtype == FLOAT32_LIST:
+        out.float_list_val.val.extend(value)
+    elif dtype == INT64:
+        out.int64_val = int(value)
+    elif dtype == FLOAT64:
+        out.double_val = float(value)
+    else:
+        out.string_val = str(value)
+    return out
+
+
+_PB = None
+
+
+def _pb():
+    """Feast's protobuf classes, imported on first use (not at module import: the service imports this)."""
+    global _PB
+    if _PB is None:
+        from types import SimpleNamespace
+
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import DoubleList, FloatList, StringList, Value
+
+        _PB = SimpleNamespace(EntityKey=EntityKey, Value=Value, StringList=StringList, DoubleList=DoubleList,
+                              FloatList=FloatList)
+    return _PB
 
 
 def _python(value):

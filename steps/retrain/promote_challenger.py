@@ -1,9 +1,9 @@
 """Step: promote the challenger that won (bundle, MLflow version, `production` alias, ZenML stage), or keep
 the champion; either way record why and when (the policy's cooldown reads it).
 
-A winner first learns the held-out window's interactions (the cheap parts refit on them, as
-recsys.training.refresh_recommender does), so the production model knows everything up to now; its
-figure at registration is its NDCG@10 on that window (what the next drift checks compare with). The
+A winner is first refit to learn the held-out window too (recsys.training.absorb_window, with the settings
+its validation chose), so the production model knows everything up to now; its figure at registration is
+its NDCG@10 on that window (what the next drift checks compare with). The
 service follows the `production` alias and hot-swaps the new version; `previous` keeps the one it replaced
 (python run.py --pipeline rollback undoes a promotion).
 """
@@ -21,7 +21,8 @@ from recsys.registry.bundle import publish_bundle, save_bundle
 from recsys.registry.mlflow_registry import log_run, register_bundle, set_alias
 from recsys.registry.promotion import CHALLENGER, Comparison, promote, record_retrain
 from recsys.serving.recommender import Recommender
-from recsys.training import refresh_recommender
+from recsys.data.windows import EventSource
+from recsys.training import absorb_window
 from steps.context import current_model, run_configuration
 from steps.locations import state_location
 from steps.names import PROMOTION
@@ -33,6 +34,7 @@ logger = get_logger(__name__)
 def promote_challenger(retrain_decision: Decision, champion_vs_challenger: Optional[Comparison],
                        challenger: Optional[Recommender], challenger_info: Dict[str, Any],
                        window_interactions: pd.DataFrame, window: Dict[str, Any], promoted_info: Dict[str, Any],
+                       window_items: pd.DataFrame, window_users: pd.DataFrame, current: Dict[str, Any],
                        bundles_dir: str = "data/bundles", stage: Optional[str] = "production",
                        metrics_file: Optional[str] = "data/monitoring/recsys_loop.prom",
                        pushgateway: Optional[str] = None) -> Annotated[Dict[str, Any], PROMOTION]:
@@ -55,7 +57,12 @@ def promote_challenger(retrain_decision: Decision, champion_vs_challenger: Optio
         return {"promoted": False, "reason": "; ".join(r for r in comparison.reasons if r.startswith("FAIL")),
                 "mlflow_run_id": run_id}
 
-    refresh_recommender(challenger, window_interactions, refit=True)
+    span = challenger_info["data_window"]
+    before = EventSource(current["source"], current.get("params")).read(pd.Timestamp(span["start"]),
+                                                                         pd.Timestamp(span["end"]))
+    challenger = absorb_window(challenger, challenger_info["settings"], challenger_info["recipe"],
+                               before.interactions, window_interactions, window_items,
+                               window_users if len(window_users) else before.users)
     challenger.version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     config = {"recipe": challenger_info["recipe"], "split": challenger_info["split"], "window": window,
               "data_window": {**challenger_info["data_window"], "end": window["end"]},

@@ -205,3 +205,18 @@ def test_readmes_show_the_compiled_train_task_list(kubeflow, clean_zenml_client)
         assert len(block) == 3, f"{readme} lacks the <!-- train-kfp-tasks --> block"
         shown = [line.strip() for line in block[1].splitlines() if "<-" in line]
         assert shown == compiled, f"{readme} is out of date; the compiled task list is:\n" + "\n".join(compiled)
+
+
+def test_the_scheduled_loop_reaches_kubeflow_as_a_recurring_run(kubeflow, clean_zenml_client):
+    """configs/retrain_scheduled.yaml: the retrain pipeline compiles with its cron schedule attached (what
+    the orchestrator turns into a KFP recurring run), the DAG the same as the unscheduled one's."""
+    from pipelines.retrain import retrain_pipeline
+
+    options, captured = kubeflow
+    plain, _, _ = compile_pipeline("retrain", kubeflow, clean_zenml_client)
+    captured.clear()
+    captured["builds"] = []
+    retrain_pipeline.with_options(config_path=str(PROJECT_ROOT / "configs" / "retrain_scheduled.yaml"), **options)()
+    schedule = captured["snapshot"].schedule
+    assert schedule is not None and schedule.cron_expression == "0 3 * * *"
+    assert sorted(captured["spec"]["root"]["dag"]["tasks"]) == sorted(plain["root"]["dag"]["tasks"])

@@ -1,36 +1,11 @@
 """OnlineEventStore against the real Feast online stores (sqlite, and Redis on a loopback redis-server):
 rows written are read back exactly, absent users read as empty, any user-keyed push view round-trips."""
 
-import os
 from datetime import datetime, timezone
 
-import pytest
-
 from recsys.features.definitions import USER_COUNTERS
-from recsys.features.store import apply_repo
 from recsys.streaming.events import make_event, parse
-from recsys.streaming.state import EMPTY, OnlineEventStore, UserEvents
-from tests.feature_repo.repo import RedisServer, copy_repo, write_features
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory, tiny_dataset):
-    repo = copy_repo(tmp_path_factory.mktemp("state"))
-    write_features(repo, tiny_dataset.interactions, tiny_dataset.items)
-    return repo
-
-
-@pytest.fixture(scope="module", params=["sqlite", "redis"])
-def store(request, repo):
-    if request.param == "sqlite":
-        apply_repo(repo, "feature_store.yaml")
-        yield OnlineEventStore(repo, "feature_store.yaml")
-        return
-    with RedisServer() as redis:
-        os.environ["RECSYS_REDIS"] = redis.connection_string
-        apply_repo(repo, "feature_store_redis.yaml")
-        yield OnlineEventStore(repo, "feature_store_redis.yaml")
-        os.environ.pop("RECSYS_REDIS")
+from recsys.streaming.state import EMPTY, UserEvents
 
 
 def test_rows_round_trip(store):
