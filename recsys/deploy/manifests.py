@@ -52,6 +52,8 @@ class ManifestSettings(BaseModel):
         None, description="PersistentVolumeClaim (ReadWriteMany) for the experiment logs the canary readout "
                           "reads: each pod writes under <mount>/<pod name>; null: logs stay in the pod")
     env: dict[str, str] = Field(default_factory=dict, description="extra ConfigMap entries (e.g. RECSYS_REDIS)")
+    secret: str | None = Field(None, description="a Secret whose keys become environment variables too (e.g. "
+                                                 "KAFKA_SASL_PASSWORD, MLFLOW_TRACKING_TOKEN); you create it")
 
 
 def render(settings: ManifestSettings, image: str, env: dict[str, str], annotations: dict[str, str],
@@ -84,7 +86,8 @@ def render(settings: ManifestSettings, image: str, env: dict[str, str], annotati
     container = {
         "name": "recommender", "image": image,
         "ports": [{"name": "http", "containerPort": PORT}],
-        "envFrom": [{"configMapRef": {"name": f"{name}-config"}}],
+        "envFrom": [{"configMapRef": {"name": f"{name}-config"}},
+                    *([{"secretRef": {"name": settings.secret}}] if settings.secret else [])],
         "resources": resources,
         # Ready once the model is loaded (the bundle loads in the background after start-up).
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5,

@@ -15,11 +15,15 @@ from zenml.logger import get_logger
 from bentos.settings import ENV
 from recsys.deploy.canary import CanarySettings
 from recsys.deploy.manifests import ManifestSettings, render, write
+from recsys.streaming.config import ENV as STREAM_ENV
 from steps.locations import state_location
 from steps.names import MANIFESTS
 
 logger = get_logger(__name__)
-EXTRA_ENV = {"RECSYS_REDIS", "RECSYS_SERVING_CONFIG"}  # read by feature_store_redis.yaml / bentos/settings.py
+# Also read by the service: RECSYS_REDIS (feature_store_redis.yaml), RECSYS_SERVING_CONFIG (bentos/settings.py),
+# the Kafka connection's KAFKA_* (recsys/streaming/config.py) except the password: secrets go in a Secret
+# (`manifests.secret`), never in a ConfigMap.
+SECRET_ENV = {"KAFKA_SASL_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD"}
 
 
 @step(enable_cache=False)
@@ -46,8 +50,9 @@ def render_manifests(deployment: Dict[str, Any], image_repository: str, canary: 
         raise ValueError(f"serve_from must be 'registry' or 'bento', got {serve_from!r}")
     annotations = {"recsys/bento": deployment["bento_tag"], "recsys/mlflow-model": name,
                    "recsys/mlflow-version": str(deployment["version"])}
+    kafka = {name for name, (section, _) in STREAM_ENV.items() if section == "kafka"}
     objects = render(settings, f"{image_repository}:{deployment['bento_version']}", env, annotations,
-                     known_env=set(ENV) | EXTRA_ENV)
+                     known_env=(set(ENV) | kafka | {"RECSYS_REDIS", "RECSYS_SERVING_CONFIG"}) - SECRET_ENV)
     directory = state_location(output_dir).child(deployment["bento_version"])
     files = write(objects, directory.local)
     directory.push()

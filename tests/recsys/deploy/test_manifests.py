@@ -24,7 +24,8 @@ def by_kind(objs):
 
 
 def test_the_four_objects_wire_together(tmp_path):
-    files = write(objects(namespace="recsys", state_volume_claim="state", log_volume_claim="logs"), tmp_path)
+    files = write(objects(namespace="recsys", state_volume_claim="state", log_volume_claim="logs",
+                          secret="recsys-secrets"), tmp_path)
     assert sorted(f.name for f in files) == ["configmap.yaml", "deployment.yaml", "horizontalpodautoscaler.yaml",
                                              "service.yaml"]
     assert "&id" not in "".join(f.read_text() for f in files)  # no YAML anchors
@@ -38,7 +39,8 @@ def test_the_four_objects_wire_together(tmp_path):
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
     assert container["ports"] == [{"name": "http", "containerPort": 3000}]
-    assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
+    assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}},
+                                    {"secretRef": {"name": "recsys-secrets"}}]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert service["spec"]["ports"][0]["targetPort"] == "http"
