@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     level = int(round(100 * (1 - args.alpha)))
     print(f"unit: {args.unit}; success: {', '.join(args.success)}; control: {control}")
     for variant, r in result.iterrows():
-        line = f"{variant:>12}: {r.successes:>7}/{r.trials:<8} rate {r.rate:.4f}"
+        line = f"{variant:>12}: {int(r.successes):>7}/{int(r.trials):<8} rate {r.rate:.4f}"
         if not pd.isna(r.get("p_value", float("nan"))):
             line += (f"  diff {r['diff']:+.4f} [{r.diff_low:+.4f}, {r.diff_high:+.4f}]  lift {r.lift:+.1%} "
                      f"[{r.lift_low:+.1%}, {r.lift_high:+.1%}] ({level}% CI)  z {r.z:+.2f}  p {r.p_value:.4g}")

@@ -2,7 +2,7 @@
 -> one archive at a shared location.
 
 The bundle is downloaded from MLflow into this process's cache, imported as the BentoML model
-`<name>:<bundle version>` (bentos/import_model.py), and packed into a bento built from bentofile.yaml with
+`<name>:<bundle version>-v<MLflow version>` (bentos/import_model.py), and packed into a bento built from bentofile.yaml with
 `models` pinned to it (bentos/build.py); the bento's labels name the MLflow version. The archive
 (`bentoml export`) is what later steps serve, containerize and record: `<bentos_dir>/<bento>-<version>.bento`,
 shared as steps/locations.py says (each step may run in its own pod with its own BentoML home).
@@ -29,8 +29,11 @@ def build_bento(deploy_target: Dict[str, Any], download_dir: str = "data/mlflow/
     cache = state_location(download_dir).local  # a cache of this process
     bundle = download_version(target["tracking_uri"], target["name"], target["version"], target["run_id"], cache)
     origin = {"mlflow_model": target["name"], "mlflow_version": target["version"]}
+    # The MLflow version in the tag: two registered versions never share a BentoML model, even when their
+    # bundles carry the same bundle version (a re-registered copy, a tampered one).
     model_tag = import_bundle(str(bundle), target["tracking_uri"], str(cache), target["name"],
-                              labels={"source": "mlflow", "registry_version": target["version"]})
+                              labels={"source": "mlflow", "registry_version": target["version"]},
+                              version=f"{target['bundle_version'] or 'bundle'}-v{target['version']}")
     bento_tag = build(model_tag, labels={**origin, "bundle_version": target["bundle_version"] or ""})
     archive = state_location(bentos_dir).child(f"{bento_tag.replace(':', '-')}.bento")
     if archive.local.exists():
