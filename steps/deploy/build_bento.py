@@ -2,8 +2,8 @@
 -> one archive at a shared location.
 
 The bundle is downloaded from MLflow into this process's cache, imported as the BentoML model
-`<name>:<bundle version>-v<MLflow version>` (bentos/import_model.py), and packed into a bento built from bentofile.yaml with
-`models` pinned to it (bentos/build.py); the bento's labels name the MLflow version. The archive
+`<name>:<bundle version>-v<MLflow version>` (bentos/import_model.py), and packed into a bento built from
+bentofile.yaml with `models` pinned to it (bentos/build.py); the bento's labels name the MLflow version. The archive
 (`bentoml export`) is what later steps serve, containerize and record: `<bentos_dir>/<bento>-<version>.bento`,
 shared as steps/locations.py says (each step may run in its own pod with its own BentoML home).
 """

@@ -33,7 +33,8 @@ def read_canary(canary: Optional[Dict[str, Any]] = None, rule: Optional[Dict[str
 ]:
     settings, rule = CanarySettings.model_validate(canary or {}), CanaryRule.model_validate(rule or {})
     name, uri = resolve_model_name(model_name), mlflow_tracking_uri(tracking_uri)
-    versions = {"control": resolve_alias(uri, name, PRODUCTION)[0], "treatment": resolve_alias(uri, name, settings.alias)[0]}
+    versions = {"control": resolve_alias(uri, name, PRODUCTION)[0],
+                "treatment": resolve_alias(uri, name, settings.alias)[0]}
     bundles = {variant: version_tags(uri, name, version).get("bundle_version") for variant, version in versions.items()}
     logs = sorted(state_location(log_dir).pull().glob("**/experiments-*.jsonl"))  # a directory per pod too
     log = read_log([str(p) for p in logs]) if logs else pd.DataFrame(columns=["type"])  # none yet: wait

@@ -31,7 +31,8 @@ def render_manifests(deployment: Dict[str, Any], image_repository: str, canary: 
                      serve_from: str = "registry", cluster_tracking_uri: Optional[str] = None,
                      manifests: Optional[Dict[str, Any]] = None,
                      output_dir: str = "data/deploy/manifests") -> Annotated[Dict[str, Any], MANIFESTS]:
-    settings, canary_settings = ManifestSettings.model_validate(manifests or {}), CanarySettings.model_validate(canary or {})
+    settings = ManifestSettings.model_validate(manifests or {})
+    canary_settings = CanarySettings.model_validate(canary or {})
     name = deployment["name"]
     if serve_from == "bento":
         if canary_settings.enabled:

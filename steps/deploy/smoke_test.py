@@ -40,7 +40,8 @@ def smoke_test(bento: Dict[str, Any], settings: Optional[Dict[str, Any]] = None,
     """`settings`: recsys.deploy.smoke.SmokeSettings; `online_features`: repo_path, fs_yaml, clock of the
     feature store the served bundle reads (bentos/serving.yaml `online_features`)."""
     config = SmokeSettings.model_validate(settings or {})
-    features = {"repo_path": "feature_repo", "fs_yaml": "feature_store.yaml", "clock": "wall", **(online_features or {})}
+    features = {"repo_path": "feature_repo", "fs_yaml": "feature_store.yaml", "clock": "wall",
+                **(online_features or {})}
     with tempfile.TemporaryDirectory(prefix="recsys-smoke-") as tmp:
         home = Path(tmp) / "bentoml"
         archive = locate(bento["archive"], None).pull()
@@ -53,7 +54,8 @@ def smoke_test(bento: Dict[str, Any], settings: Optional[Dict[str, Any]] = None,
         try:
             recommender, meta = load_bundle(store_bundle(home, bento["model_tag"]))
         except Exception as error:  # noqa: BLE001 - any load failure fails the smoke test, with its reason
-            raise SmokeTestFailed(f"the bundle packed in {tag} does not load: {type(error).__name__}: {error}") from error
+            raise SmokeTestFailed(f"the bundle packed in {tag} does not load: {type(error).__name__}: "
+                                  f"{error}") from error
         attach_online(recommender, env)
         server = BentoServer(env, Path(tmp) / "serve.log", service=tag)
         try:

@@ -18,7 +18,8 @@ logger = get_logger(__name__)
 
 
 @step(enable_cache=False)
-def start_canary(deployment: Dict[str, Any], canary: Optional[Dict[str, Any]] = None) -> Annotated[Dict[str, Any], CANARY]:
+def start_canary(deployment: Dict[str, Any],
+                 canary: Optional[Dict[str, Any]] = None) -> Annotated[Dict[str, Any], CANARY]:
     settings = CanarySettings.model_validate(canary or {})
     name, version, uri = deployment["name"], str(deployment["version"]), deployment["tracking_uri"]
     if not settings.enabled:
