@@ -6,6 +6,8 @@
     python run.py --pipeline batch                                  # configs/batch.yaml
     python run.py --pipeline drift                                  # the next week against production
     python run.py --pipeline retrain --every 3600                   # the loop, once an hour
+    python run.py --pipeline deploy                                 # bento, smoke test, manifests (docs/deploy.md)
+    python run.py --pipeline canary                                 # a canary's readout: promote or roll back
     python run.py --pipeline train --stack kubeflow                 # see stacks/README.md
 
 Relative paths in configs (data/...) are relative to this directory, wherever the command starts.
@@ -27,7 +29,8 @@ PIPELINES = {  # name -> (module, pipeline function, default config); None: not 
     "drift": ("pipelines.drift", "drift_pipeline", "configs/drift.yaml"),
     "retrain": ("pipelines.retrain", "retrain_pipeline", "configs/retrain.yaml"),
     "rollback": ("pipelines.rollback", "rollback_pipeline", "configs/rollback.yaml"),
-    "deploy": None,
+    "deploy": ("pipelines.deploy", "deploy_pipeline", "configs/deploy.yaml"),
+    "canary": ("pipelines.canary", "canary_pipeline", "configs/canary.yaml"),
     "batch": ("pipelines.batch", "batch_inference_pipeline", "configs/batch.yaml"),
     "stream": None,
 }
@@ -59,10 +62,14 @@ def where_to_look(run) -> None:
         print(f"features: {store['features_dir']} -> Feast online store ({store['fs_yaml']}) up to "
               f"{store['materialized']['end']}; inspect it: cd {store['repo_path']} && feast feature-views list")
     for step, artifact in (("check_drift", "drift_verdict"), ("decide_retrain", "retrain_decision"),
-                           ("promote_challenger", "promotion"), ("rollback_model", "rollback")):
+                           ("promote_challenger", "promotion"), ("rollback_model", "rollback"),
+                           ("record_deployment", "deployment"), ("render_manifests", "manifests"),
+                           ("containerize_bento", "container_image"), ("start_canary", "canary"),
+                           ("read_canary", "canary_decision"), ("conclude_canary", "canary_result")):
         if step in run.steps:
             value = run.steps[step].regular_outputs[artifact].load()
-            print(value.summary() if hasattr(value, "summary") else getattr(value, "reason", value))
+            print(value.summary() if hasattr(value, "summary") else value.get("summary", value)
+                  if isinstance(value, dict) else getattr(value, "reason", value))
     if "batch_predict" in run.steps:
         output = run.steps["batch_predict"].config.parameters["output_path"]
         print(f"recommendations: {(ROOT / output).resolve()}")

@@ -27,12 +27,13 @@ def free_port() -> int:
 
 
 class BentoServer:
-    def __init__(self, env: dict[str, str], log_path: str | Path, service: str = SERVICE,
+    def __init__(self, env: dict[str, str | None], log_path: str | Path, service: str = SERVICE,
                  port: int | None = None, args: tuple[str, ...] = (), root: str | Path | None = None):
         self.port = port or free_port()
         self.root = Path(root or PROJECT_ROOT)  # the checkout whose code it serves (a benchmark's baseline)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env}
+        # A None value removes the variable (e.g. RECSYS_MODEL, so that a bento serves its own `in_bento` model).
+        self.env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
         self.log_path, self.service, self.args = Path(log_path), service, args
         self.process: subprocess.Popen | None = None
 

@@ -23,6 +23,7 @@ import logging
 import bentoml
 from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
 
+from bentos.content_type import JsonOnly
 from bentos.schemas import (FeedbackEvent, FeedbackResponse, RecommendRequest, RecommendResponse,
                             SimilarItemsRequest, SimilarItemsResponse)
 from bentos.settings import load_settings
@@ -159,3 +160,6 @@ class RecommenderService:
             self.metrics.errors.labels("feedback", "invalid").inc()
             raise InvalidArgument(str(error)) from None
         return FeedbackResponse.model_validate(result)
+
+
+RecommenderService.add_asgi_middleware(JsonOnly, paths=API_ROUTES)  # non-JSON bodies: 415, never parsed

@@ -37,6 +37,20 @@ def resolve_model_name(override: Optional[str] = None) -> str:
     return override or model.name
 
 
+def registered_model_version(name: str, mlflow_version: str, limit: int = 200):
+    """The ZenML model version of `name` that registered MLflow version `mlflow_version` (its `registration`
+    metadata, written by register_model / promote_challenger), newest first among the last `limit`; None
+    when none did (e.g. a version registered outside the pipelines)."""
+    from zenml.client import Client
+
+    for version in Client().list_model_versions(model=name, size=limit, hydrate=True,
+                                                sort_by="desc:created").items:
+        registration = (version.run_metadata or {}).get("registration") or {}
+        if str(registration.get("mlflow_version")) == str(mlflow_version):
+            return version
+    return None
+
+
 def run_configuration() -> dict[str, Any]:
     """What produced this run: pipeline name and parameters, run name, and every step's parameters."""
     from zenml import get_step_context

@@ -58,3 +58,15 @@ CHALLENGER_INFO = "challenger_info"
 COMPARISON = "champion_vs_challenger"
 PROMOTION = "promotion"
 ROLLBACK = "rollback"
+
+# deployment: the version being deployed, its bento, the smoke test, what was recorded, the manifests, the
+# image, the canary; and the canary's readout decision and what it led to
+DEPLOY_TARGET = "deploy_target"
+BENTO = "bento"
+SMOKE_REPORT = "smoke_report"
+DEPLOYMENT = "deployment"
+MANIFESTS = "manifests"
+CONTAINER_IMAGE = "container_image"
+CANARY = "canary"
+CANARY_DECISION = "canary_decision"
+CANARY_RESULT = "canary_result"

@@ -6,9 +6,9 @@ and step-configuration keys against ZenML's own models; `steps:` names against t
 invocations; parameters against the pipeline and step signatures; and the plain-dict parameters that
 recsys reads (data source, two-tower, index, candidate sources, gate) against what recsys accepts.
 The file name says which pipeline a config is for: train*.yaml -> train_pipeline, batch*.yaml -> batch,
-features*.yaml -> features_pipeline, drift*.yaml, retrain*.yaml, rollback*.yaml likewise. stream*.yaml
-configure the stream consumer, a long-running process and not a ZenML run: tests/recsys/streaming/test_config.py
-validates them against recsys.streaming.config.
+features*.yaml -> features_pipeline, drift*.yaml, retrain*.yaml, rollback*.yaml, deploy*.yaml, canary*.yaml
+likewise. stream*.yaml configure the stream consumer, a long-running process and not a ZenML run:
+tests/recsys/streaming/test_config.py validates them against recsys.streaming.config.
 """
 
 import dataclasses
@@ -27,7 +27,9 @@ PIPELINES = {"train": ("pipelines.training", "train_pipeline"),
              "features": ("pipelines.features", "features_pipeline"),
              "drift": ("pipelines.drift", "drift_pipeline"),
              "retrain": ("pipelines.retrain", "retrain_pipeline"),
-             "rollback": ("pipelines.rollback", "rollback_pipeline")}
+             "rollback": ("pipelines.rollback", "rollback_pipeline"),
+             "deploy": ("pipelines.deploy", "deploy_pipeline"),
+             "canary": ("pipelines.canary", "canary_pipeline")}
 # Rows of the evaluation table besides "recommender": recsys.training.comparison_models names.
 COMPARISON_MODELS = {"popularity", "two_tower_only", "item_item_only"}
 
@@ -118,6 +120,7 @@ def test_recsys_parameters_are_accepted(path):
 
     config = load(path)
     check_loop_parameters(config)
+    check_deploy_parameters(config)
     if "source" not in (config.get("parameters") or {}):
         return
     source = config["parameters"]["source"]
@@ -193,3 +196,28 @@ def check_loop_parameters(config: dict) -> None:
     RetrainPolicy.model_validate(step_parameters(config, "decide_retrain").get("policy") or {})
     PromotionRule.model_validate(step_parameters(config, "compare_models").get("rule") or {})
     assert not set(step_parameters(config, "train_challenger").get("recipe") or {}) - set(STAGES)
+
+
+def check_deploy_parameters(config: dict) -> None:
+    """The deploy and canary pipelines' settings: canary, smoke test, manifests, canary rule."""
+    from recsys.deploy.canary import CanaryRule, CanarySettings
+    from recsys.deploy.manifests import ManifestSettings
+    from recsys.deploy.smoke import SmokeSettings
+
+    CanarySettings.model_validate((config.get("parameters") or {}).get("canary") or {})
+    SmokeSettings.model_validate(step_parameters(config, "smoke_test").get("settings") or {})
+    features = step_parameters(config, "smoke_test").get("online_features") or {}
+    assert not set(features) - {"repo_path", "fs_yaml", "clock"}
+    if features:
+        assert (PROJECT_ROOT / features["repo_path"] / features["fs_yaml"]).is_file()
+    ManifestSettings.model_validate(step_parameters(config, "render_manifests").get("manifests") or {})
+    CanaryRule.model_validate(step_parameters(config, "read_canary").get("rule") or {})
+
+
+def test_train_challenger_trains_as_train_does():
+    """configs/train_challenger.yaml differs from configs/train.yaml only in how it registers the model."""
+    train, challenger = load(PROJECT_ROOT / "configs/train.yaml"), load(PROJECT_ROOT / "configs/train_challenger.yaml")
+    assert step_parameters(challenger, "register_model")["alias"] != "production"
+    for config in (train, challenger):
+        config["steps"].pop("register_model")
+    assert train == challenger

@@ -54,6 +54,8 @@ _AGE_P = (.18, .32, .24, .15, .11)
 BUDGETS = ("low", "mid", "high")
 _BUDGET_P = ((.55, .35, .10), (.30, .50, .20), (.20, .50, .30), (.15, .45, .40), (.20, .45, .35))  # by age
 _BUDGET_TIER = (1.4, 2.5, 3.5)  # the price tier each budget is happiest with
+_TASTE_STRENGTH = 1.5  # weight of the taste affinity in a user's liking of a hotel
+_CLICK_LOGIT = (-2.2, 0.6)  # P(click | viewed) = sigmoid(a + b * liking)
 # Favourite-category weights by age band (order of CATEGORIES): young -> hostels and cities, 35-44 ->
 # family and resorts, older -> resorts and boutiques.
 _FAV_P = ((.2, .25, .1, 0, .05, .35, .05, 0), (.2, .25, .15, .05, .15, .1, .1, 0),
@@ -200,6 +202,19 @@ class Conditions:
     pop_bonus: np.ndarray | None = None  # (n_items,) extra log-popularity from the shift's start on
 
 
+def _budget_fit() -> np.ndarray:
+    """(budget, tier): how much a budget likes a price tier (0 at its favourite, negative away from it)."""
+    return -0.8 * (np.arange(1, 5)[None, :] - np.array(_BUDGET_TIER)[:, None]) ** 2
+
+
+def click_probability(world: TravelWorld, users: np.ndarray) -> np.ndarray:
+    """(len(users), n_items): P(click | viewed) of every hotel for the users at these indices under the
+    planted model before any shift (the rule `simulate` draws clicks with). For simulated users reacting to
+    recommendations, e.g. benchmarks/canary_demo.py."""
+    util = world.taste[users] @ (world.vec * _TASTE_STRENGTH).T + _budget_fit()[:, world.tier - 1][world.budget[users]]
+    return 1 / (1 + np.exp(-(_CLICK_LOGIT[0] + _CLICK_LOGIT[1] * util)))
+
+
 def simulate(world: TravelWorld, rng: np.random.Generator, day0: int, n_days: int, n_events: int,
              conditions: Conditions | None = None, session_prefix: str = "s") -> pd.DataFrame:
     """Exactly `n_events` interactions on days [day0, day0 + n_days) of the world (day indices from
@@ -211,10 +226,10 @@ def simulate(world: TravelWorld, rng: np.random.Generator, day0: int, n_days: in
     shifted = c.shifted_day if c.shifted_day is not None else np.zeros(n_days, bool)
 
     # Lookup tables computed once, so each chunk of sessions only gathers rows and adds (float32).
-    budget_fit = -0.8 * (np.arange(1, 5)[None, :] - np.array(_BUDGET_TIER)[:, None]) ** 2  # (budget, tier)
+    budget_fit = _budget_fit()  # (budget, tier)
     budget_items = budget_fit[:, w.tier - 1].astype(np.float32)  # (3, n_items)
     budget_after = budget_fit[:, c.tier_shifted - 1].astype(np.float32) if c.tier_shifted is not None else None
-    util_base = np.ascontiguousarray((w.vec * 1.5).T)  # (n_latent, n_items); 1.5 = taste strength
+    util_base = np.ascontiguousarray((w.vec * _TASTE_STRENGTH).T)  # (n_latent, n_items)
     dest_vec = np.stack([w.vec[w.dest == d].mean(0) if (w.dest == d).any() else np.zeros(n_latent)
                          for d in range(n_dest)]).astype(np.float32)
     dest_region = [DESTINATIONS[d][1] for d in range(n_dest)]
@@ -270,7 +285,7 @@ def simulate(world: TravelWorld, rng: np.random.Generator, day0: int, n_days: in
         sess, pos = np.nonzero(np.arange(k)[None, :] < n_views[:, None])  # one row per view, session-major
         item = top[sess, pos]
         u = util[sess, item]
-        click = rng.random(sess.size) < 1 / (1 + np.exp(-(-2.2 + 0.6 * u)))
+        click = rng.random(sess.size) < 1 / (1 + np.exp(-(_CLICK_LOGIT[0] + _CLICK_LOGIT[1] * u)))
         book = click & (rng.random(sess.size) < 1 / (1 + np.exp(-(-2.8 + 0.5 * u))))
         bi = np.flatnonzero(book)
         if bi.size:  # at most one booking per session: keep the first

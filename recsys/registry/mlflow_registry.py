@@ -121,20 +121,61 @@ def set_alias(tracking_uri: str, name: str, alias: str, version: str | int) -> N
     _client(tracking_uri).set_registered_model_alias(name, alias, str(version))
 
 
+def version_tags(tracking_uri: str, name: str, version: str | int) -> dict[str, str]:
+    """The tags of version `version` of model `name` (e.g. `bundle_version`, the deploy pipeline's `bento_tag`)."""
+    return dict(_client(tracking_uri).get_model_version(name, str(version)).tags)
+
+
+def set_version_tags(tracking_uri: str, name: str, version: str | int, tags: Mapping[str, Any]) -> None:
+    """Set `tags` (values as text) on version `version` of model `name`."""
+    client = _client(tracking_uri)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value))
+
+
+def set_registered_model_tag(tracking_uri: str, name: str, key: str, value: Any) -> None:
+    _client(tracking_uri).set_registered_model_tag(name, key, str(value))
+
+
 def resolve_alias(tracking_uri: str, name: str, alias: str) -> tuple[str, str]:
     """(version, run_id) the alias points at; MlflowException when the model or alias is unknown."""
     version = _client(tracking_uri).get_model_version_by_alias(name, alias)
     return str(version.version), version.run_id
 
 
+def resolve_reference(tracking_uri: str, name: str, reference: str | int) -> tuple[str, str]:
+    """(version, run_id) of `reference`: a version number ("3"), an alias ("production") or a model URI
+    (`models:/<name>@<alias>`, `models:/<name>/<version>`, whose name must be `name`)."""
+    text = str(reference)
+    if text.startswith("models:/"):
+        path = text[len("models:/"):]
+        uri_name, sep, alias = path.rpartition("@")
+        if not sep:
+            uri_name, _, alias = path.rpartition("/")
+        if uri_name != name:
+            raise ValueError(f"{text} names model {uri_name!r}, not {name!r}")
+        text = alias
+    if text.isdigit():
+        version = _client(tracking_uri).get_model_version(name, text)  # raises for an unknown version
+        return str(version.version), version.run_id
+    return resolve_alias(tracking_uri, name, text)
+
+
 def download_bundle(tracking_uri: str, name: str, alias: str, dst_dir: str | Path,
                     artifact_path: str = BUNDLE_ARTIFACT_PATH) -> Path:
     """Download the bundle that `name@alias` points at into `dst_dir/<name>/<version>/` (reused when already
     there) and return the bundle directory."""
+    version, run_id = resolve_alias(tracking_uri, name, alias)
+    return download_version(tracking_uri, name, version, run_id, dst_dir, artifact_path)
+
+
+def download_version(tracking_uri: str, name: str, version: str, run_id: str, dst_dir: str | Path,
+                     artifact_path: str = BUNDLE_ARTIFACT_PATH) -> Path:
+    """Download the bundle of version `version` (registered from run `run_id`) into
+    `dst_dir/<name>/<version>/` (reused when already there); returns the bundle directory."""
     import mlflow.artifacts
 
-    version, run_id = resolve_alias(tracking_uri, name, alias)
-    target = Path(dst_dir) / metric_key(name).replace("/", "_") / version
+    target = Path(dst_dir) / metric_key(name).replace("/", "_") / str(version)
     bundle = target / artifact_path
     if not (bundle / "bundle.json").is_file():
         target.mkdir(parents=True, exist_ok=True)

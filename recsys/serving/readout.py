@@ -3,6 +3,9 @@
     python -m recsys.serving.readout --log data/experiments/*.jsonl [--experiment NAME] [--control A]
         [--success click booking] [--unit impression|user] [--alpha 0.05] [--json]
 
+The control is the variant named `control` (what the service calls the group served the production
+model) unless --control names another; a log without such a variant needs --control.
+
 Trials and successes per variant, from the JSON lines `recsys.serving.experiments.ExperimentLog` writes:
 - unit "impression" (default): a trial is a distinct (user, item) pair shown under the variant; a success is
   such a pair followed (at or after the first impression) by a feedback event of a success type;
@@ -28,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 SUCCESS_TYPES = ("click", "add_to_cart", "booking", "purchase")
+DEFAULT_CONTROL = "control"  # bentos/runtime.py names the production group so
 
 
 def two_proportion_test(s1: int, n1: int, s2: int, n2: int, alpha: float = 0.05) -> dict:
@@ -97,11 +101,21 @@ def counts(log: pd.DataFrame, experiment: str | None = None, success=SUCCESS_TYP
     return table.reindex(order).astype(int)
 
 
-def readout(table: pd.DataFrame, control: str | None = None, alpha: float = 0.05) -> tuple[pd.DataFrame, dict]:
-    """(per-variant comparison against `control` (default: the first variant), chi-square over all)."""
-    control = control or table.index[0]
+def pick_control(table: pd.DataFrame, control: str | None = None) -> str:
+    """`control`, or by default the variant named "control" (the service's name for the group that gets
+    the production model), never merely the first variant logged."""
+    if control is None and DEFAULT_CONTROL not in table.index:
+        raise ValueError(f"no variant named {DEFAULT_CONTROL!r} in the log (variants: {list(table.index)}); "
+                         "name the control with --control")
+    control = control or DEFAULT_CONTROL
     if control not in table.index:
         raise ValueError(f"control {control!r} is not a variant; variants: {list(table.index)}")
+    return control
+
+
+def readout(table: pd.DataFrame, control: str | None = None, alpha: float = 0.05) -> tuple[pd.DataFrame, dict]:
+    """(per-variant comparison against `control` (default: the variant named "control"), chi-square over all)."""
+    control = pick_control(table, control)
     c = table.loc[control]
     rows = {}
     for variant, row in table.iterrows():
@@ -131,7 +145,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         table = counts(read_log(args.log), args.experiment, args.success, args.unit)
-        result, chi2 = readout(table, args.control, args.alpha)
+        control = pick_control(table, args.control)
+        result, chi2 = readout(table, control, args.alpha)
     except (ValueError, OSError) as err:
         print(f"readout: {err}", file=sys.stderr)
         return 2
@@ -139,9 +154,9 @@ def main(argv=None) -> int:
         print(json.dumps({"unit": args.unit, "variants": json.loads(result.to_json(orient="index")), "chi2": chi2}))
         return 0
     level = int(round(100 * (1 - args.alpha)))
-    print(f"unit: {args.unit}; success: {', '.join(args.success)}; control: {args.control or table.index[0]}")
+    print(f"unit: {args.unit}; success: {', '.join(args.success)}; control: {control}")
     for variant, r in result.iterrows():
-        line = f"{variant:>12}: {r.successes:>7}/{r.trials:<8} rate {r.rate:.4f}"
+        line = f"{variant:>12}: {int(r.successes):>7}/{int(r.trials):<8} rate {r.rate:.4f}"
         if not pd.isna(r.get("p_value", float("nan"))):
             line += (f"  diff {r['diff']:+.4f} [{r.diff_low:+.4f}, {r.diff_high:+.4f}]  lift {r.lift:+.1%} "
                      f"[{r.lift_low:+.1%}, {r.lift_high:+.1%}] ({level}% CI)  z {r.z:+.2f}  p {r.p_value:.4g}")

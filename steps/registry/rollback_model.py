@@ -8,11 +8,10 @@
 from typing import Annotated, Any, Dict, Optional
 
 from zenml import log_metadata, step
-from zenml.client import Client
 from zenml.logger import get_logger
 
 from recsys.registry.promotion import rollback
-from steps.context import mlflow_tracking_uri, resolve_model_name
+from steps.context import mlflow_tracking_uri, registered_model_version, resolve_model_name
 from steps.names import ROLLBACK
 
 logger = get_logger(__name__)
@@ -25,12 +24,10 @@ def rollback_model(to_version: Optional[str] = None, model_name: Optional[str] =
     name, uri = resolve_model_name(model_name), mlflow_tracking_uri(tracking_uri)
     left, target = rollback(uri, name, to_version)
     stage = None
-    for version in Client().list_model_versions(model_name_or_id=name, size=200, hydrate=True).items:
-        registration = (version.run_metadata or {}).get("registration") or {}
-        if str(registration.get("mlflow_version")) == target:
-            version.set_stage("production", force=True)
-            stage = version.name
-            break
+    version = registered_model_version(name, target)
+    if version is not None:
+        version.set_stage("production", force=True)
+        stage = version.name
     result = {"model": name, "from_version": left, "to_version": target, "zenml_model_version": stage}
     logger.warning("rolled %s back from version %s to %s (ZenML model version %s is production)", name, left,
                    target, stage)

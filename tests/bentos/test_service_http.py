@@ -229,3 +229,38 @@ def test_openapi_schema_fuzz_never_gets_a_5xx(server, mode):
 
         check()
     assert len(seen) >= 60
+
+
+def test_schemathesis_all_phases_finds_no_server_error(server):
+    """`schemathesis run` with every phase (examples, coverage, fuzzing, stateful) and the server-error
+    check, as the deploy pipeline's smoke test runs it against a built bento. The coverage phase sends
+    undeclared content types, e.g. multipart/form-data without a boundary: a 500 before bentos/content_type.py."""
+    from recsys.deploy.smoke import FuzzSettings, fuzz
+
+    figures, failures = fuzz(server.url, FuzzSettings(max_examples=10))
+    assert not failures, failures
+    assert figures["fuzz_server_errors"] == 0 and figures["fuzz_cases"] > 300
+    assert {"coverage:success", "fuzzing:success", "stateful:success"} <= set(figures["fuzz_phase_status"].split(","))
+
+
+@pytest.mark.parametrize("route", ["/recommend", "/similar_items", "/feedback"])
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; charset=utf-8",
+                                          "application/x-www-form-urlencoded", "text/plain"])
+def test_undeclared_content_types_get_a_415_not_a_500(server, http, route, content_type):
+    r = http.post(server.url + route, data=b'{"user_id": "u", "item_id": "h", "event_type": "click"}',
+                  headers={"Content-Type": content_type}, timeout=10)
+    assert r.status_code == 415 and "application/json" in r.json()["error"], (r.status_code, r.text)
+
+
+def test_smoke_parity_check_tells_bundles_apart(server, bundles):
+    """The deploy smoke test's parity check passes for the served bundle and fails for another one."""
+    from recsys.deploy.smoke import check_parity
+    from recsys.registry.bundle import load_bundle
+
+    users = list(bundles["known"].user_id.drop_duplicates()[150:165]) + ["cold-smoke"]  # served by no other test
+    same, _ = load_bundle(bundles["v1"])
+    other, _ = load_bundle(bundles["v2"])
+    assert len(users) == 16
+    assert check_parity(server.url, same, users, 10) == ({"parity_users": 16, "parity_mismatches": 0}, [])
+    figures, failures = check_parity(server.url, other, users, 10)
+    assert figures["parity_mismatches"] > 0 and len(failures) == figures["parity_mismatches"]

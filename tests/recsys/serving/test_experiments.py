@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from recsys.serving.experiments import Experiment, ExperimentLog, Shadow, bucket, compare_lists
-from recsys.serving.readout import counts, main, readout, two_proportion_test
+from recsys.serving.readout import counts, main, read_log, readout, two_proportion_test
 
 
 def test_bucket_is_the_documented_sha256_cut():
@@ -83,14 +83,13 @@ def _write_log(path):
 def test_counts_and_readout_from_a_hand_made_log(tmp_path):
     path = tmp_path / "exp.jsonl"
     _write_log(path)
-    from recsys.serving.readout import read_log
     frame = read_log([str(path)])
     imp = counts(frame, "e")
     # A: (x,i1) (x,i2) (y,i1) -> 3 trials, 1 success; B: (z,i3) (z,i4) (w,i3) -> 3 trials, 2 successes
     assert imp.to_dict("index") == {"A": {"trials": 3, "successes": 1}, "B": {"trials": 3, "successes": 2}}
     users = counts(frame, "e", unit="user")
     assert users.to_dict("index") == {"A": {"trials": 2, "successes": 1}, "B": {"trials": 2, "successes": 1}}
-    table, chi2 = readout(imp)
+    table, chi2 = readout(imp, "A")
     # 1/3 vs 2/3: pooled 0.5, SE = sqrt(0.25 * 2/3) = 0.408248, z = (1/3) / 0.408248 = 0.816497; chi2 = z^2
     assert table.loc["B", "z"] == pytest.approx(0.816497, abs=1e-6)
     assert chi2["chi2"] == pytest.approx(0.816497**2, abs=1e-6) and chi2["dof"] == 1
@@ -102,13 +101,36 @@ def test_counts_and_readout_from_a_hand_made_log(tmp_path):
 def test_readout_command(tmp_path, capsys):
     path = tmp_path / "exp.jsonl"
     _write_log(path)
-    assert main(["--log", str(path), "--experiment", "e", "--json"]) == 0
+    assert main(["--log", str(path), "--experiment", "e", "--control", "A", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["variants"]["B"]["successes"] == 2 and out["variants"]["B"]["p_value"] == pytest.approx(
         2 * (1 - 0.5 * (1 + math.erf(0.816497 / math.sqrt(2)))), abs=1e-5)
     assert main(["--log", str(path), "--experiment", "e", "--control", "B"]) == 0
     assert "lift" in capsys.readouterr().out
     assert main(["--log", str(path), "--experiment", "nope"]) == 2
+    capsys.readouterr()
+    assert main(["--log", str(path), "--experiment", "e"]) == 2  # no variant named control: say so, guess nothing
+    assert "--control" in capsys.readouterr().err
+
+
+def test_readout_takes_the_variant_named_control_whatever_the_log_order(tmp_path, capsys):
+    """The bug of issue 11: a log whose first impression came from the treatment group printed
+    `control: treatment` and compared control against treatment, the sign of every lift flipped."""
+    log = ExperimentLog(tmp_path / "exp.jsonl")
+    log.impressions("canary", "treatment", "t1", ["i1", "i2"])
+    log.impressions("canary", "control", "c1", ["i1", "i2"])
+    log.impressions("canary", "control", "c2", ["i3"])
+    log.feedback("t1", "i1", "click")
+    log.feedback("t1", "i2", "click")
+    log.feedback("c1", "i1", "click")
+    table = counts(read_log([str(tmp_path / "exp.jsonl")]))
+    assert list(table.index) == ["treatment", "control"]  # first seen first
+    result, _ = readout(table)
+    # control 1/3, treatment 2/2: the treatment is the one with a lift, +200%
+    assert result.loc["treatment", "lift"] == pytest.approx(2.0) and pd.isna(result.loc["control"].get("lift"))
+    assert main(["--log", str(tmp_path / "exp.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "control: control" in out and "+200.0%" in out
 
 
 def test_shadow_scores_logs_and_never_serves_or_fails(make, tmp_path):
