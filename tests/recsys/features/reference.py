@@ -32,31 +32,33 @@ def reference_tables(interactions: pd.DataFrame, items: pd.DataFrame, spec: Feat
                               (ITEM_POPULARITY, "item_id", "item")):
         rows = []
         for k, group in ev.groupby(key):
+            us, types = group.us.to_numpy(), group.event_type.to_numpy()
             snapshots = sorted({d + lag for d in group.day for lag in range(1, spec.max_window + 1)
                                 if d + lag <= last})
             for t in snapshots:
                 row = {key: k, "event_timestamp": pd.Timestamp(t * DAY_US, unit="us", tz="UTC")}
-                before = group[group.us < t * DAY_US]
                 for w in spec.windows_days:
-                    window = before[before.us >= (t - w) * DAY_US]
+                    inside = (us >= (t - w) * DAY_US) & (us < t * DAY_US)
+                    n = int(inside.sum())
                     if view == USER_AFFINITY:
                         for column in spec.attributes:
-                            vocab = spec.vocabularies[column]
-                            shares = [np.float32(sum(v in s for s in window[column]) / len(window))
-                                      for v in vocab] if len(window) else None
+                            carried = group[column].to_numpy()[inside]
+                            shares = [np.float32(sum(v in s for s in carried) / n) for v in spec.vocabularies[column]
+                                      ] if n else None
                             row[f"user_{column}_share_{w}d"] = None if shares is None else np.array(shares, np.float32)
                         continue
-                    counts = window.event_type.value_counts()
+                    counts = {e: int((types[inside] == e).sum()) for e in spec.event_types}
                     for e in spec.event_types:
-                        row[f"{entity}_{e}_{w}d"] = int(counts.get(e, 0))
-                    row[f"{entity}_events_{w}d"] = len(window)
+                        row[f"{entity}_{e}_{w}d"] = counts[e]
+                    row[f"{entity}_events_{w}d"] = n
                     for name, (num, den) in spec.ratios.items():
-                        row[f"{entity}_{name}_{w}d"] = counts.get(num, 0) / counts[den] if counts.get(den, 0) else np.nan
+                        row[f"{entity}_{name}_{w}d"] = counts[num] / counts[den] if counts[den] else np.nan
                     for column in spec.numeric if view == USER_ACTIVITY else ():
-                        known = window[column].dropna()
+                        known = group[column].to_numpy()[inside]
+                        known = known[~np.isnan(known)]
                         row[f"user_{column}_mean_{w}d"] = known.mean() if len(known) else np.nan
                 if view != USER_AFFINITY:
-                    row[f"{entity}_days_since_last_event"] = (t * DAY_US - before.us.max()) / DAY_US
+                    row[f"{entity}_days_since_last_event"] = (t * DAY_US - us[us < t * DAY_US].max()) / DAY_US
                 rows.append(row)
         frame = pd.DataFrame(rows)
         frame["date"] = frame.event_timestamp.dt.strftime("%Y-%m-%d")
