@@ -94,8 +94,7 @@ def run_duckdb_job(interactions, items, spec: FeatureSpec, out_dir: str | Path, 
 
 
 def _load(con, interactions, items, spec: FeatureSpec, last_snapshot: int | None) -> tuple[int, int, int]:
-    """Events (with a hash of each event's user and item, for the buckets) and items as DuckDB tables;
-    returns (first snapshot, last snapshot, number of events)."""
+    """Events and items as DuckDB tables; returns (first snapshot, last snapshot, number of events)."""
     sql = FeatureSQL(spec, DUCKDB, 0)  # the input statements do not depend on the last snapshot
     sources = {}
     for name, data in (("events_source", interactions), ("items_source", items)):
@@ -104,8 +103,7 @@ def _load(con, interactions, items, spec: FeatureSpec, last_snapshot: int | None
         else:
             con.register(name, data)
             sources[name] = name
-    con.execute(f"CREATE OR REPLACE TEMP TABLE events AS SELECT *, hash(user_id) AS user_hash, "
-                f"hash(item_id) AS item_hash FROM ({sql.events(sources['events_source'])}) t")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE events AS {sql.events(sources['events_source'])}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE items AS {sql.items(sources['items_source'])}")
     duplicated = [row[0] for row in con.execute(sql.duplicate_items("items")).fetchall()]
     if duplicated:
@@ -122,10 +120,10 @@ def _load(con, interactions, items, spec: FeatureSpec, last_snapshot: int | None
 
 def _segments(con, sql: FeatureSQL, entity: str, views, buckets: int, bucket: int) -> pa.Table:
     """One bucket's segments of `entity` with every column of its `views` (recency excepted), as Arrow."""
-    where = f"e.{'user' if entity == USER_KEY else 'item'}_hash % {buckets} = {bucket}"
+    where = f"hash(e.{entity}) % {buckets} = {bucket}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE daily AS {sql.daily(entity, 'events', 'items', where)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE prefix AS {sql.prefix(entity, 'daily')}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE segments AS {sql.segments('daily')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE segments AS {sql.segments('prefix')}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE lookups AS {sql.lookups('prefix', 'segments')}")
     windows = f"({sql.windows(entity, 'prefix', 'lookups')}) w"
     return con.sql(sql.features(views, windows)).to_arrow_table()
@@ -152,6 +150,9 @@ def _write_rows(con, sql: FeatureSQL, spec: FeatureSpec, view: str, segments: pa
         values = con.sql(f"SELECT {sql.recency('T', 'last_us')} AS r FROM snapshot_rows").to_arrow_table()["r"]
         values = values.combine_chunks()
         con.unregister("snapshot_rows")
+    # Dictionaries for ids and counts; not for floats and float lists, where they cost ~40% of the write's CPU
+    # for ~25% smaller files (measured on the benchmark's data).
+    dictionary = [f.name for f in schema if not (pa.types.is_floating(f.type) or pa.types.is_list(f.type))]
     # One chunk per column, in the schema's types, before the many per-date takes.
     stored = [field for field in schema if field.name not in (EVENT_TIMESTAMP, recency)]
     base = pa.table({field.name: segments["k" if field.name == entity else field.name].combine_chunks()
@@ -165,7 +166,7 @@ def _write_rows(con, sql: FeatureSQL, spec: FeatureSpec, view: str, segments: pa
             part = part.add_column(schema.get_field_index(recency), schema.field(recency), values.slice(lo, hi - lo))
         folder = staged / f"{PARTITION}={_date(snapshot)}"
         folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(part, folder / f"part-{bucket}.parquet")
+        pq.write_table(part, folder / f"part-{bucket}.parquet", use_dictionary=dictionary)
 
     days, starts = np.unique(day, return_index=True)
     ends = [*starts[1:], len(day)]

@@ -22,6 +22,9 @@ from recsys.features.sql import ENTITY_VIEWS, SPARK, FeatureSQL
 # are SQL settings, so they also apply to a session that already exists.
 REQUIRED_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
 DEFAULT_CONF = {"spark.ui.enabled": "false", "spark.sql.execution.arrow.pyspark.enabled": "true"}
+# Set for the job's duration and restored after: a task keeps a writer open per date it writes instead of
+# sorting its rows by date first (~10% of the job's CPU here); beyond that many dates it sorts again.
+JOB_CONF = {"spark.sql.maxConcurrentOutputFiles": "256"}
 
 
 def spark_session(master: str = "local[*]", app_name: str = "recsys-features", conf: dict | None = None):
@@ -45,6 +48,9 @@ def run_spark_job(spark, interactions, items, spec: FeatureSpec, out_dir: str | 
     from pyspark import StorageLevel
 
     for key, value in REQUIRED_CONF.items():
+        spark.conf.set(key, value)
+    saved = {key: spark.conf.get(key, None) for key in JOB_CONF}
+    for key, value in JOB_CONF.items():
         spark.conf.set(key, value)
     name = f"recsys_features_{uuid.uuid4().hex[:8]}"  # temp views of this run only
     views = lambda *parts: "_".join((name, *parts))  # noqa: E731
@@ -77,13 +83,10 @@ def run_spark_job(spark, interactions, items, spec: FeatureSpec, out_dir: str | 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         for entity, entity_views in ENTITY_VIEWS.items():
-            daily = register(spark.sql(sql.daily(entity, events, items_view)), entity, "daily")
-            prefix = register(spark.sql(sql.prefix(entity, daily)), entity, "prefix", persist=True)
-            segments = register(spark.sql(sql.segments(daily)), entity, "segments")
-            lookups = register(spark.sql(sql.lookups(prefix, segments)), entity, "lookups")
-            windows = register(spark.sql(sql.windows(entity, prefix, lookups)), entity, "windows")
-            features = register(spark.sql(sql.features(entity_views, windows)), entity, "features", persist=True)
+            daily = register(spark.sql(sql.daily(entity, events, items_view)), entity, "daily", persist=True)
             for view in entity_views:
+                windows = register(spark.sql(sql.running_windows(entity, daily, [view])), view, "windows")
+                features = register(spark.sql(sql.features([view], windows)), view, "features")
                 staged = staging_dir(out_dir, view)
                 spark.sql(sql.rows(view, features)).write.mode("overwrite").partitionBy(PARTITION).parquet(str(staged))
                 publish(out_dir, view, staged)
@@ -94,6 +97,8 @@ def run_spark_job(spark, interactions, items, spec: FeatureSpec, out_dir: str | 
             frame.unpersist()
         for view in registered:
             spark.catalog.dropTempView(view)
+        for key, value in saved.items():
+            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
 
 
 def _as_spark(spark, data):
