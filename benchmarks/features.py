@@ -1,7 +1,9 @@
 """Feature-store benchmarks: the batch job's throughput, online read latency, and what the features buy.
 
-1. job: wall time and events/s of the feature job on synthetic travel data of each size, PySpark (local[*],
-   reading Parquet) and pandas beside it where it fits in memory (~6 GB per million events at peak);
+1. job: wall time, events/s and peak RSS (the whole process tree: Python, DuckDB, the Spark JVM) of the
+   feature job on synthetic travel data of each size, reading Parquet, on each engine: DuckDB (in-process)
+   and PySpark (local[*]). Each run is a fresh child process, so one engine's memory never counts for the
+   other, and the Spark figure excludes the session start (printed apart);
 2. online: latency of one user's online read (all user views, one lookup) on sqlite and on Redis (a
    redis-server started here on a loopback port), through OnlineFeatures (freshness check included) and
    through Feast's get_online_features alone;
@@ -9,8 +11,8 @@
    protocol of benchmarks/quality_movielens.py (whose functions this reuses), and on the synthetic data.
    The feature job sees only the train interactions, so the comparison stays within that protocol.
 
-    python benchmarks/features.py                                  # all three (10M events: long)
-    python benchmarks/features.py --sections job --sizes 1000000 10000000
+    python benchmarks/features.py                                  # all three (10M events: minutes)
+    python benchmarks/features.py --sections job --sizes 1000000 10000000 --engines duckdb spark
     python benchmarks/features.py --sections online quality --no-two-tower
 
 The box is shared: the load average is printed before and after each section.
@@ -19,11 +21,14 @@ The box is shared: the load average is printed before and after each section.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,12 +39,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 
-from recsys.features.definitions import USER_ACTIVITY, FeatureSpec, features_dir  # noqa: E402
-from recsys.features.job import run_feature_job  # noqa: E402
+from recsys.features.definitions import BATCH_VIEWS, USER_ACTIVITY, FeatureSpec, features_dir  # noqa: E402
 from tests.feature_repo.repo import RedisServer, copy_repo, write_features  # noqa: E402
 
-PANDAS_BYTES_PER_EVENT = 6_000  # peak RSS of the pandas job: 5.8 GB for 1M events (measured)
+SPARK_CONF = {"spark.sql.shuffle.partitions": 8,  # 2 cores: a few tasks per core, not Spark's 200
+              "spark.ui.showConsoleProgress": "false"}
 
 
 def load() -> str:
@@ -63,40 +69,81 @@ def synthetic(n_events: int, cache: Path):
     return folder
 
 
-def bench_job(sizes, cache: Path, master: str, pandas_max: int) -> None:
-    from recsys.features.spark_job import run_spark_job, spark_session
+class PeakRSS:
+    """Peak resident memory of a process and all its descendants (sampled every 0.1 s with psutil)."""
 
+    def __init__(self, pid: int):
+        import psutil
+
+        self.root, self.peak, self._stop = psutil.Process(pid), 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                tree = [self.root, *self.root.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            self._stop.wait(0.1)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def bench_job(sizes, cache: Path, engines, master: str, driver_memory: str) -> None:
     print(f"\n== feature job ({load()}) ==")
-    start = time.perf_counter()
-    spark = spark_session(master, "recsys-features-bench", {
-        "spark.driver.memory": "12g", "spark.sql.shuffle.partitions": 8, "spark.ui.showConsoleProgress": "false"})
-    spark.sparkContext.setLogLevel("ERROR")
-    print(f"  Spark session ({master}) started in {time.perf_counter() - start:.1f} s")
-    rows = []
     for n in sizes:
         folder = synthetic(n, cache)
-        items = pd.read_parquet(folder / "items.parquet")
-        spec = FeatureSpec().resolve(pd.read_parquet(folder / "interactions.parquet", columns=["event_type"]), items)
-        out = Path(tempfile.mkdtemp(prefix="features-", dir=cache))
+        for engine in engines:
+            out = Path(tempfile.mkdtemp(prefix="features-", dir=cache))
+            command = [sys.executable, __file__, "--job-worker", engine, str(folder), str(out), "--master", master,
+                       "--spark-driver-memory", driver_memory]
+            before = load()
+            child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+            peak = PeakRSS(child.pid)
+            output, _ = child.communicate()
+            rss = peak.stop()
+            if child.returncode:
+                raise RuntimeError(f"{engine} job failed ({child.returncode}) on {n:,} events")
+            result = json.loads(output.strip().splitlines()[-1])
+            written = sum(p.stat().st_size for p in out.rglob("*.parquet"))
+            extra = f"; session start {result['session_seconds']:.0f} s" if engine == "spark" else ""
+            print(f"  {engine:6} {n:>11,} events: {result['seconds']:7.1f} s  {n / result['seconds']:>9,.0f} events/s  "
+                  f"peak RSS {rss / 1e9:5.2f} GB  ({written / 1e6:,.0f} MB Parquet, rows {result['rows']}{extra})")
+            print(f"         load before: {before}; after: {load()}")
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def job_worker(engine: str, folder: Path, out: Path, master: str, driver_memory: str) -> None:
+    """One engine's run in this (child) process; prints its result as a JSON line."""
+    items = pd.read_parquet(folder / "items.parquet")
+    spec = FeatureSpec().resolve(pd.read_parquet(folder / "interactions.parquet", columns=["event_type"]), items)
+    events, items_path, session_seconds = folder / "interactions.parquet", folder / "items.parquet", 0.0
+    if engine == "duckdb":
+        from recsys.features.batch import run_duckdb_job
+
         start = time.perf_counter()
-        run_spark_job(spark, folder / "interactions.parquet", folder / "items.parquet", spec, out / "spark")
-        seconds = time.perf_counter() - start
-        written = sum(p.stat().st_size for p in (out / "spark").rglob("*.parquet"))
-        rows.append(("spark " + master, n, seconds, written))
-        print(f"  spark  {n:>11,} events: {seconds:7.1f} s  {n / seconds:>9,.0f} events/s  ({written / 1e6:,.0f} MB "
-              f"Parquet; {load()})")
-        if n <= pandas_max:
-            interactions = pd.read_parquet(folder / "interactions.parquet")
-            summary = run_feature_job(interactions, items, out / "pandas", spec, "pandas")
-            rows.append(("pandas", n, summary["seconds"], None))
-            print(f"  pandas {n:>11,} events: {summary['seconds']:7.1f} s  {summary['events_per_second']:>9,} events/s"
-                  f"  (rows {summary['rows']}; {load()})")
-            del interactions
-        else:
-            print(f"  pandas {n:>11,} events: skipped, needs ~{n * PANDAS_BYTES_PER_EVENT / 1e9:.0f} GB "
-                  f"(--pandas-max-events {pandas_max:,})")
-        shutil.rmtree(out, ignore_errors=True)
-    spark.stop()
+        result = run_duckdb_job(events, items_path, spec, out)
+    else:
+        from recsys.features.spark_job import run_spark_job, spark_session
+
+        start = time.perf_counter()
+        spark = spark_session(master, "recsys-features-bench", {**SPARK_CONF, "spark.driver.memory": driver_memory})
+        spark.sparkContext.setLogLevel("ERROR")
+        session_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        result = run_spark_job(spark, events, items_path, spec, out)
+    seconds = time.perf_counter() - start
+    rows = {view: sum(pq.ParquetFile(p).metadata.num_rows for p in (out / view).rglob("*.parquet"))
+            for view in BATCH_VIEWS}
+    print(json.dumps({"seconds": seconds, "rows": rows, "session_seconds": session_seconds,
+                      "last_snapshot": result["last_snapshot"]}))
 
 
 def percentiles(samples_s) -> str:
@@ -184,8 +231,10 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", default=["job", "online", "quality"],
                         choices=["job", "online", "quality"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[1_000_000, 10_000_000])
+    parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"], choices=["duckdb", "spark"])
     parser.add_argument("--master", default="local[*]", help="spark.master for the job section")
-    parser.add_argument("--pandas-max-events", type=int, default=2_000_000)
+    parser.add_argument("--spark-driver-memory", default="6g", help="local mode: the JVM's heap (executors too)")
+    parser.add_argument("--job-worker", nargs=3, metavar=("ENGINE", "DATA", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--cache", default=str(ROOT / "data" / "bench" / "features"))
     parser.add_argument("--reads", type=int, default=2000)
     parser.add_argument("--quality-datasets", nargs="+", default=["movielens", "synthetic"])
@@ -193,11 +242,14 @@ def main() -> None:
     parser.add_argument("--no-two-tower", action="store_true", help="candidate sources without the TFRS model")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.job_worker:
+        engine, data, out = args.job_worker
+        return job_worker(engine, Path(data), Path(out), args.master, args.spark_driver_memory)
     print(f"setup: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1e9:.0f} GB "
           f"RAM, Python {sys.version.split()[0]}; {load()}")
     start = time.perf_counter()
     if "job" in args.sections:
-        bench_job(args.sizes, Path(args.cache), args.master, args.pandas_max_events)
+        bench_job(args.sizes, Path(args.cache), args.engines, args.master, args.spark_driver_memory)
     if "online" in args.sections:
         bench_online(args.reads)
     if "quality" in args.sections:

@@ -144,11 +144,13 @@ def test_recsys_parameters_are_accepted(path):
 
 def check_feature_parameters(config: dict) -> None:
     """The feature job's engine and spec, and the Feast repo / environment the steps name, exist."""
+    from recsys.features.batch import DEFAULTS
     from recsys.features.definitions import FeatureSpec
     from recsys.features.job import ENGINES
 
     job = step_parameters(config, "compute_features")
-    assert job.get("engine", "spark") in ENGINES
+    assert job.get("engine", "duckdb") in ENGINES
+    assert not set(job.get("duckdb") or {}) - set(DEFAULTS), "unknown DuckDB engine settings"
     assert not set(job.get("spec") or {}) - set(FeatureSpec.__dataclass_fields__) - {"vocabularies"}
     FeatureSpec.from_dict(job.get("spec") or {})  # windows must be whole days >= 1
     apply = step_parameters(config, "apply_feature_repo")

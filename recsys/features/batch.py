@@ -1,32 +1,43 @@
-"""The feature job on pandas: the same definitions as the PySpark job, for small data and tests.
+"""The feature job on DuckDB: the one-machine engine, in-process, with bounded memory.
 
-recsys.features.spark_job is the engine at scale; this one computes the very same tables (a parity test
-runs both on one input) without a JVM, which is what the train pipeline uses on the small embedded data.
+It runs recsys.features.sql's statements (the ones recsys.features.spark_job runs on Spark) and writes the
+same tables. Users and items are split into buckets by a hash of their id, and each bucket is computed on
+its own, so memory follows the bucket (`events_per_bucket`), not the log; DuckDB spills to
+`temp_directory` beyond `memory_limit`. A bucket's segments come back as Arrow, are expanded into their
+snapshot rows in date order (a gather by index) and written as one Parquet file per date and bucket:
+`<view>/date=YYYY-MM-DD/part-<bucket>.parquet`, the layout the Feast repo's file sources read.
 
-Algorithm (both engines): aggregate events per (entity, UTC day); give each day's aggregate to the snapshots
-T = day + 1 .. day + max(windows) (lag = T - day), and sum, per snapshot and window W, the aggregates with
-lag <= W: exactly the events in [T - W days, T). Snapshots stop at `last_snapshot` (the job's "now").
+Hand-written: that expansion and the per-date writer (numpy indices, Arrow `take`, pyarrow's Parquet
+writer). DuckDB's own `unnest(generate_series(...))` + `COPY ... PARTITION_BY (date)` does the same in
+SQL, but its partitioned writer took ~2x the CPU of a plain Parquet write here (docs/features.md), and
+per-date files need the rows in date order, which a SQL sort of the wide rows costs again.
+
+    run_duckdb_job(interactions, items, spec, "data/features", settings={"memory_limit": "2GB"})
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from recsys.features.definitions import (
-    EVENT_TIMESTAMP,
-    ITEM_KEY,
-    ITEM_POPULARITY,
-    PARTITION,
-    SNAPSHOT_SECONDS,
-    USER_ACTIVITY,
-    USER_AFFINITY,
-    USER_KEY,
-    FeatureSpec,
-)
+from recsys.features.definitions import EVENT_TIMESTAMP, PARTITION, USER_KEY, FeatureSpec
+from recsys.features.offline import finish, publish, staging_dir
+from recsys.features.sql import DAY_US, DUCKDB, ENTITY_VIEWS, RECENCY, FeatureSQL
 
-DAY_US = SNAPSHOT_SECONDS * 1_000_000
+DEFAULTS = {
+    "threads": os.cpu_count() or 1,  # DuckDB's threads, and as many Parquet writers
+    "memory_limit": "2GB",  # DuckDB's buffer pool; it spills to temp_directory beyond this
+    "events_per_bucket": 2_000_000,  # users (items) per bucket ~ this many events: bounds memory per step
+    "temp_directory": None,  # None: a scratch directory in the output directory, removed after the run
+}
 
 
 def snapshot_bounds(timestamps: pd.Series, as_of=None) -> tuple[int, int]:
@@ -43,132 +54,126 @@ def _micros(timestamps: pd.Series) -> np.ndarray:
     return pd.to_datetime(timestamps, utc=True).astype("datetime64[us, UTC]").astype("int64").to_numpy()
 
 
-def compute_tables(interactions: pd.DataFrame, items: pd.DataFrame, spec: FeatureSpec,
-                   last_snapshot: int | None = None) -> dict[str, pa.Table]:
-    """The batch views as Arrow tables in the spec's schema: {view name: table}."""
-    if not spec.resolved:
-        raise ValueError("resolve the FeatureSpec on the data first (FeatureSpec.resolve)")
-    events = pd.DataFrame({USER_KEY: interactions[USER_KEY].astype(str).to_numpy(),
-                           ITEM_KEY: interactions[ITEM_KEY].astype(str).to_numpy(),
-                           "us": _micros(interactions["timestamp"]),
-                           "event_type": interactions["event_type"].astype(str).to_numpy()})
-    events["day"] = events.us // DAY_US
-    if last_snapshot is None:
-        last_snapshot = int(events.us.max() // DAY_US) + 1
-    attrs = items.astype({ITEM_KEY: str}).drop_duplicates(ITEM_KEY).set_index(ITEM_KEY)
-    for column in spec.numeric:
-        events[column] = pd.to_numeric(attrs[column], errors="coerce").reindex(events[ITEM_KEY]).to_numpy(np.float64)
+def run_duckdb_job(interactions, items, spec: FeatureSpec, out_dir: str | Path, last_snapshot: int | None = None,
+                   settings: dict | None = None) -> dict:
+    """Compute the batch views and write them (Parquet partitioned by date) plus the spec. `interactions` /
+    `items` are pandas frames or Parquet paths. Returns {"rows": {view: n}, "first_snapshot": day,
+    "last_snapshot": day, "buckets": n} (days since the epoch)."""
+    import duckdb
 
-    user = _activity(events, USER_KEY, spec, last_snapshot, numeric=spec.numeric)
-    item = _activity(events, ITEM_KEY, spec, last_snapshot, numeric=())
-    shares = _affinity(events, attrs, user, spec, last_snapshot)
-    return {USER_ACTIVITY: _to_arrow(user, USER_ACTIVITY, spec),
-            ITEM_POPULARITY: _to_arrow(item, ITEM_POPULARITY, spec),
-            USER_AFFINITY: _to_arrow(user, USER_AFFINITY, spec, shares)}
-
-
-def _expand(daily: pd.DataFrame, key: str, max_window: int, last_snapshot: int) -> pd.DataFrame:
-    """Each (key, day) row once per snapshot it counts in: T = day + lag, lag = 1 .. max_window."""
-    lags = np.tile(np.arange(1, max_window + 1), len(daily))
-    out = daily.loc[daily.index.repeat(max_window)].reset_index(drop=True)
-    out["lag"] = lags
-    out["T"] = out["day"] + out["lag"]
-    return out[out["T"] <= last_snapshot]
-
-
-def _windowed_sums(expanded: pd.DataFrame, key: str, columns: list[str], windows) -> pd.DataFrame:
-    """Per (key, T): for each column and window W, the sum over lags <= W (named `<column>@<W>`)."""
-    sums = {f"{c}@{w}": expanded[c].where(expanded["lag"] <= w, 0) for c in columns for w in windows}
-    frame = pd.DataFrame({key: expanded[key], "T": expanded["T"], **sums, "last_us": expanded["last_us"]})
-    agg = {name: "sum" for name in sums} | {"last_us": "max"}
-    return frame.groupby([key, "T"], sort=True).agg(agg).reset_index()
+    settings = {**DEFAULTS, **(settings or {})}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(settings["temp_directory"] or tempfile.mkdtemp(prefix=".duckdb-", dir=out_dir))
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET threads = {int(settings['threads'])}")
+        con.execute(f"SET memory_limit = '{settings['memory_limit']}'")
+        con.execute(f"SET temp_directory = '{scratch}'")
+        con.execute("SET preserve_insertion_order = false")  # no row order is promised: lets DuckDB stream
+        con.execute("SET TimeZone = 'UTC'")
+        first, last, n_events = _load(con, interactions, items, spec, last_snapshot)
+        sql = FeatureSQL(spec, DUCKDB, last)
+        buckets = max(1, -(-n_events // int(settings["events_per_bucket"])))
+        staged = {view: staging_dir(out_dir, view) for views in ENTITY_VIEWS.values() for view in views}
+        rows = dict.fromkeys(staged, 0)
+        with ThreadPoolExecutor(max_workers=int(settings["threads"])) as writers:
+            for entity, views in ENTITY_VIEWS.items():
+                for bucket in range(buckets):
+                    segments = _segments(con, sql, entity, views, buckets, bucket)
+                    for view in views:
+                        rows[view] += _write_rows(con, sql, spec, view, segments, staged[view], bucket, writers)
+        for view, path in staged.items():
+            publish(out_dir, view, path)
+        finish(out_dir, spec)
+        return {"rows": rows, "first_snapshot": first, "last_snapshot": last, "buckets": buckets}
+    finally:
+        con.close()
+        if not settings["temp_directory"]:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _activity(events: pd.DataFrame, key: str, spec: FeatureSpec, last_snapshot: int, numeric) -> pd.DataFrame:
-    """Windowed counts per event type and in total, ratios, recency (and numeric means for users)."""
-    counts = events.groupby([key, "day", "event_type"]).size().unstack(fill_value=0).reindex(
-        columns=list(spec.event_types), fill_value=0)
-    counts.columns = [f"n_{e}" for e in spec.event_types]
-    daily = counts.astype(np.int64)
-    daily["n_all"] = daily.sum(axis=1)
-    daily["last_us"] = events.groupby([key, "day"]).us.max()
-    sum_columns = [*counts.columns, "n_all"]
-    for column in numeric:
-        known = events[column].notna()
-        grouped = events.assign(v=events[column].where(known, 0.0), c=known.astype(np.int64)).groupby([key, "day"])
-        daily[f"sum_{column}"] = grouped.v.sum()
-        daily[f"cnt_{column}"] = grouped.c.sum()
-        sum_columns += [f"sum_{column}", f"cnt_{column}"]
-    daily = daily.reset_index()
-    win = _windowed_sums(_expand(daily, key, spec.max_window, last_snapshot), key, sum_columns, spec.windows_days)
-    entity = "user" if key == USER_KEY else "item"
-    out = {key: win[key], "T": win["T"]}
-    for e in spec.event_types:
-        for w in spec.windows_days:
-            out[f"{entity}_{e}_{w}d"] = win[f"n_{e}@{w}"].astype(np.int64)
-    for w in spec.windows_days:
-        out[f"{entity}_events_{w}d"] = win[f"n_all@{w}"].astype(np.int64)
-    for name, (num, den) in spec.ratios.items():
-        for w in spec.windows_days:
-            out[f"{entity}_{name}_{w}d"] = _ratio(win[f"n_{num}@{w}"], win[f"n_{den}@{w}"])
-    out[f"{entity}_days_since_last_event"] = (win["T"] * DAY_US - win["last_us"]) / DAY_US
-    for column in numeric:
-        for w in spec.windows_days:
-            out[f"{entity}_{column}_mean_{w}d"] = _ratio(win[f"sum_{column}@{w}"], win[f"cnt_{column}@{w}"])
-    return pd.DataFrame(out)
+def _load(con, interactions, items, spec: FeatureSpec, last_snapshot: int | None) -> tuple[int, int, int]:
+    """Events and items as DuckDB tables; returns (first snapshot, last snapshot, number of events)."""
+    sql = FeatureSQL(spec, DUCKDB, 0)  # the input statements do not depend on the last snapshot
+    sources = {}
+    for name, data in (("events_source", interactions), ("items_source", items)):
+        if isinstance(data, (str, Path)):
+            sources[name] = "read_parquet(" + DUCKDB.string(str(data)) + ")"
+        else:
+            con.register(name, data)
+            sources[name] = name
+    con.execute(f"CREATE OR REPLACE TEMP TABLE events AS {sql.events(sources['events_source'])}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE items AS {sql.items(sources['items_source'])}")
+    duplicated = [row[0] for row in con.execute(sql.duplicate_items("items")).fetchall()]
+    if duplicated:
+        raise ValueError(f"items: item_id must be unique; repeated ids include {duplicated}")
+    lo, hi, n = con.execute("SELECT MIN(day), MAX(day), COUNT(*) FROM events").fetchall()[0]
+    if not n:
+        raise ValueError("the feature job needs at least one interaction")
+    first, last = int(lo) + 1, (int(hi) + 1 if last_snapshot is None else int(last_snapshot))
+    if last < first:
+        raise ValueError(f"the last snapshot ({_date(last)}) is before the end of the first event's day "
+                         f"({_date(first)}): no snapshot to compute")
+    return first, last, int(n)
 
 
-def _ratio(num: pd.Series, den: pd.Series) -> np.ndarray:
-    num, den = num.to_numpy(np.float64), den.to_numpy(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / den, np.nan)
+def _segments(con, sql: FeatureSQL, entity: str, views, buckets: int, bucket: int) -> pa.Table:
+    """One bucket's segments of `entity` with every column of its `views` (recency excepted), as Arrow."""
+    where = f"hash(e.{entity}) % {buckets} = {bucket}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE daily AS {sql.daily(entity, 'events', 'items', where)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE prefix AS {sql.prefix(entity, 'daily')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE segments AS {sql.segments('prefix')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lookups AS {sql.lookups('prefix', 'segments')}")
+    windows = f"({sql.windows(entity, 'prefix', 'lookups')}) w"
+    return con.sql(sql.features(views, windows)).to_arrow_table()
 
 
-def _affinity(events, attrs, user: pd.DataFrame, spec: FeatureSpec, last_snapshot: int) -> dict[str, pa.Array]:
-    """Per row of `user` (user, T), for each attribute and window: the share of the user's events in the
-    window on items carrying each value of the attribute's vocabulary (an "a|b" item counts for both). Null
-    when the user had no event in that window."""
-    out = {}
-    row_of = pd.Series(np.arange(len(user)), index=pd.MultiIndex.from_frame(user[[USER_KEY, "T"]]))
-    for column in spec.attributes:
-        vocab = {v: k for k, v in enumerate(spec.vocabularies[column])}
-        values = attrs[column].dropna().astype(str).str.split("|").explode().str.strip().map(vocab).dropna()
-        tagged = events[[USER_KEY, ITEM_KEY, "day", "us"]].merge(
-            values.astype(np.int64).rename("v").rename_axis(ITEM_KEY).reset_index(), on=ITEM_KEY)
-        daily = tagged.groupby([USER_KEY, "day", "v"]).size().rename("n").reset_index()
-        expanded = _expand(daily, USER_KEY, spec.max_window, last_snapshot)
-        sums = {w: expanded["n"].where(expanded["lag"] <= w, 0) for w in spec.windows_days}
-        frame = pd.DataFrame({USER_KEY: expanded[USER_KEY], "T": expanded["T"], "v": expanded["v"],
-                              **{f"n@{w}": s for w, s in sums.items()}})
-        per_value = frame.groupby([USER_KEY, "T", "v"]).sum().reset_index()
-        rows = row_of.reindex(pd.MultiIndex.from_frame(per_value[[USER_KEY, "T"]])).to_numpy()
-        for w in spec.windows_days:
-            matrix = np.zeros((len(user), len(vocab)))
-            np.add.at(matrix, (rows, per_value["v"].to_numpy()), per_value[f"n@{w}"].to_numpy(np.float64))
-            total = user[f"user_events_{w}d"].to_numpy(np.float64)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                share = (matrix / total[:, None]).astype(np.float32)
-            out[f"user_{column}_share_{w}d"] = _list_array(share, total > 0)
-    return out
-
-
-def _list_array(matrix: np.ndarray, valid: np.ndarray) -> pa.Array:
-    """Rows of `matrix` as an Arrow list<float32> array, null where not `valid`."""
-    n, k = matrix.shape
-    offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32) if k else np.zeros(n + 1, np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel(), pa.float32()), mask=pa.array(~valid))
-
-
-def _to_arrow(frame: pd.DataFrame, view: str, spec: FeatureSpec, arrays: dict | None = None) -> pa.Table:
+def _write_rows(con, sql: FeatureSQL, spec: FeatureSpec, view: str, segments: pa.Table, staged: Path, bucket: int,
+                writers: ThreadPoolExecutor) -> int:
+    """Expand each segment [pos, end_] into its snapshot rows, in date order, and write one file per date."""
+    if segments.num_rows == 0:
+        return 0
+    pos = segments["pos"].to_numpy().astype(np.int64)
+    lengths = segments["end_"].to_numpy().astype(np.int64) - pos + 1
+    segment = np.repeat(np.arange(len(pos)), lengths)
+    day = pos[segment] + np.arange(len(segment)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    order = np.argsort(day, kind="stable")  # date-major; within a date, the segments' order
+    segment, day = segment[order], day[order]
     schema = spec.arrow_schema(view)
-    seconds = frame["T"].to_numpy(np.int64) * SNAPSHOT_SECONDS
-    stamps = pd.to_datetime(seconds, unit="s", utc=True)
-    columns = {schema.field(0).name: pa.array(frame.iloc[:, 0].to_numpy(object), pa.string()),
-               EVENT_TIMESTAMP: pa.array(stamps.astype("datetime64[us, UTC]"), schema.field(1).type)}
-    for name in spec.names(view):
-        columns[name] = arrays[name] if arrays and name in arrays else pa.array(
-            frame[name].to_numpy(), schema.field(name).type, from_pandas=True)
-    days, inverse = np.unique(seconds, return_inverse=True)  # format each distinct date once
-    dates = pd.to_datetime(days, unit="s", utc=True).strftime("%Y-%m-%d").to_numpy(object)
-    columns[PARTITION] = pa.array(dates[inverse], pa.string())
-    return pa.table(columns, schema=schema)
+    schema = schema.remove(schema.get_field_index(PARTITION))  # the partition is the directory
+    entity = schema.field(0).name
+    recency = next((name for name in spec.names(view) if name.endswith(RECENCY)), None)
+    if recency:  # the one column that varies within a segment: DuckDB evaluates sql.recency per row
+        last_us = segments["last_us"].combine_chunks().take(pa.array(segment))
+        con.register("snapshot_rows", pa.table({"T": day, "last_us": last_us}))
+        values = con.sql(f"SELECT {sql.recency('T', 'last_us')} AS r FROM snapshot_rows").to_arrow_table()["r"]
+        values = values.combine_chunks()
+        con.unregister("snapshot_rows")
+    # Dictionaries for ids and counts; not for floats and float lists, where they cost ~40% of the write's CPU
+    # for ~25% smaller files (measured on the benchmark's data).
+    dictionary = [f.name for f in schema if not (pa.types.is_floating(f.type) or pa.types.is_list(f.type))]
+    # One chunk per column, in the schema's types, before the many per-date takes.
+    stored = [field for field in schema if field.name not in (EVENT_TIMESTAMP, recency)]
+    base = pa.table({field.name: segments["k" if field.name == entity else field.name].combine_chunks()
+                     .cast(field.type) for field in stored})
+
+    def write(snapshot: int, lo: int, hi: int) -> None:
+        part = base.take(pa.array(segment[lo:hi]))
+        stamps = pa.array(np.full(hi - lo, snapshot * DAY_US), pa.int64()).cast(schema.field(EVENT_TIMESTAMP).type)
+        part = part.add_column(1, schema.field(EVENT_TIMESTAMP), stamps)
+        if recency:
+            part = part.add_column(schema.get_field_index(recency), schema.field(recency), values.slice(lo, hi - lo))
+        folder = staged / f"{PARTITION}={_date(snapshot)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(part, folder / f"part-{bucket}.parquet", use_dictionary=dictionary)
+
+    days, starts = np.unique(day, return_index=True)
+    ends = [*starts[1:], len(day)]
+    for future in [writers.submit(write, int(d), int(lo), int(hi)) for d, lo, hi in zip(days, starts, ends)]:
+        future.result()
+    return len(day)
+
+
+def _date(day: int) -> str:
+    return pd.Timestamp(day * DAY_US, unit="us", tz="UTC").strftime("%Y-%m-%d")

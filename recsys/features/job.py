@@ -1,10 +1,12 @@
 """One entry point for the batch feature job, whichever engine runs it: what the pipeline step calls.
 
-    run_feature_job(interactions, items, "data/features", spec={"windows_days": [1, 7, 30]}, engine="spark",
-                    spark={"master": "local[*]"})
+    run_feature_job(interactions, items, "data/features", spec={"windows_days": [1, 7, 30]}, engine="duckdb",
+                    duckdb={"memory_limit": "2GB"})
 
-`engine="spark"` runs recsys.features.spark_job on `spark["master"]` (local or a cluster); `engine="pandas"`
-runs recsys.features.batch in-process (no JVM: the choice for small data). Both write the same tables.
+Both engines run the one SQL definition of the tables (recsys.features.sql) and write the same Parquet.
+`engine="duckdb"` (the default) runs it in-process with bounded memory (recsys.features.batch): one machine,
+no JVM, tens of millions of events. `engine="spark"` runs it on `spark["master"]` (recsys.features.spark_job):
+`local[*]`, or a cluster for logs beyond one machine.
 """
 
 from __future__ import annotations
@@ -17,21 +19,21 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from recsys.features.batch import compute_tables, snapshot_bounds
+from recsys.features.batch import run_duckdb_job, snapshot_bounds
 from recsys.features.definitions import BATCH_VIEWS, SNAPSHOT_SECONDS, FeatureSpec
-from recsys.features.offline import write_arrow_tables
 
 log = logging.getLogger(__name__)
-ENGINES = ("spark", "pandas")
+ENGINES = ("duckdb", "spark")
 
 
 def run_feature_job(interactions: pd.DataFrame, items: pd.DataFrame, out_dir: str | Path,
-                    spec: FeatureSpec | dict | None = None, engine: str = "pandas", spark: dict | None = None,
-                    as_of=None) -> dict:
+                    spec: FeatureSpec | dict | None = None, engine: str = "duckdb", spark: dict | None = None,
+                    as_of=None, duckdb: dict | None = None) -> dict:
     """Compute and write the batch views; returns a summary (rows per view, last snapshot, timing, spec).
 
     `as_of`: the job's "now" (a timestamp or "now"); None = the end of the last event's day (historical
-    data, e.g. the synthetic set or MovieLens). No snapshot is stamped after it."""
+    data, e.g. the synthetic set or MovieLens). No snapshot is stamped after it. `duckdb` / `spark`: the
+    engine's settings (recsys.features.batch.DEFAULTS; master, app_name, conf, stop)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown feature engine {engine!r}; choose one of {list(ENGINES)}")
     if interactions.empty:
@@ -43,8 +45,8 @@ def run_feature_job(interactions: pd.DataFrame, items: pd.DataFrame, out_dir: st
     first, last = snapshot_bounds(interactions["timestamp"], as_of)
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    if engine == "pandas":
-        write_arrow_tables(compute_tables(interactions, items, spec, last), out_dir, spec)
+    if engine == "duckdb":
+        run_duckdb_job(interactions, items, spec, out_dir, last, duckdb)
     else:
         _run_on_spark(interactions, items, spec, out_dir, last, spark or {})
     seconds = time.perf_counter() - start

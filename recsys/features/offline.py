@@ -18,7 +18,6 @@ import uuid
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recsys.features.definitions import BATCH_VIEWS, ENTITY_OF, EVENT_TIMESTAMP, PARTITION, PUSH_VIEWS, FeatureSpec
@@ -38,20 +37,6 @@ def publish(out_dir: Path, view: str, staged: Path) -> Path:
     staged.rename(target)
     shutil.rmtree(old, ignore_errors=True)
     return target
-
-
-def write_arrow_tables(tables: dict[str, pa.Table], out_dir: str | Path, spec: FeatureSpec) -> dict[str, Path]:
-    """Write the pandas engine's tables (Parquet partitioned by date) and the spec; returns {view: dir}."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for view, table in tables.items():
-        staged = staging_dir(out_dir, view)
-        pq.write_to_dataset(table, staged, partition_cols=[PARTITION],
-                            basename_template="part-{i}.parquet")
-        paths[view] = publish(out_dir, view, staged)
-    finish(out_dir, spec)
-    return paths
 
 
 def finish(out_dir: str | Path, spec: FeatureSpec) -> None:

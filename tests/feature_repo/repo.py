@@ -33,8 +33,8 @@ def copy_repo(root: Path) -> Path:
 
 
 def write_features(repo: Path, interactions: pd.DataFrame, items: pd.DataFrame, spec: dict | None = None) -> dict:
-    """The pandas job's tables where the repo's file sources read them; returns the job summary."""
-    return run_feature_job(interactions, items, features_dir(repo), FeatureSpec.from_dict(spec or {}), "pandas")
+    """The feature job's tables (DuckDB engine) where the repo's file sources read them; returns the summary."""
+    return run_feature_job(interactions, items, features_dir(repo), FeatureSpec.from_dict(spec or {}), "duckdb")
 
 
 class RedisServer:

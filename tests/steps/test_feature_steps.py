@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 def store(tmp_path_factory, tiny_dataset):
     ds = tiny_dataset
     repo = copy_repo(tmp_path_factory.mktemp("steps"))
-    tables = compute_features.entrypoint(ds.interactions, ds.items, engine="pandas",
+    tables = compute_features.entrypoint(ds.interactions, ds.items, engine="duckdb",
                                          spec={"windows_days": [1, 7, 30]}, repo_path=str(repo))
     assert Path(tables["features_dir"]) == features_dir(repo) and min(tables["rows"].values()) > 0
     store = apply_feature_repo.entrypoint(tables, repo_path=str(repo))

@@ -1,13 +1,13 @@
-"""The batch feature job's definitions on a hand-made log, values derived by hand (pandas engine; the Spark
-engine is held to the same values by test_spark_parity.py)."""
+"""The batch feature job's definitions on a hand-made log, values derived by hand, and on random logs full of
+edge cases against a brute-force reference (DuckDB engine; test_spark_parity.py holds Spark to its tables)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.features.batch import compute_tables, snapshot_bounds
+from recsys.features.batch import run_duckdb_job, snapshot_bounds
 from recsys.features.definitions import ITEM_POPULARITY, USER_ACTIVITY, USER_AFFINITY, FeatureSpec
-from recsys.features.offline import read_view, write_arrow_tables
+from recsys.features.offline import read_view
 
 D = pd.Timestamp("2025-03-10", tz="UTC")  # day 0 of the log
 H = pd.Timedelta(hours=1)
@@ -32,7 +32,7 @@ def tables(tmp_path_factory):
     spec = FeatureSpec(windows_days=(7, 1), attributes=("category", "destination"), numeric=("price",))
     spec = spec.resolve(interactions, items)
     out = tmp_path_factory.mktemp("features")
-    write_arrow_tables(compute_tables(interactions, items, spec), out, spec)
+    run_duckdb_job(interactions, items, spec, out)
     return spec, {view: read_view(out, view) for view in (USER_ACTIVITY, USER_AFFINITY, ITEM_POPULARITY)}
 
 
@@ -108,19 +108,26 @@ def test_item_popularity(tables):
     assert "item_price_mean_7d" not in i.columns
 
 
-def test_as_of_caps_the_snapshots():
+def test_as_of_caps_the_snapshots(tmp_path):
     interactions, items = hand_log()
     assert snapshot_bounds(interactions.timestamp) == (int(D.value // 86400e9) + 1, int(D.value // 86400e9) + 6)
     first, last = snapshot_bounds(interactions.timestamp, D + 3 * DAY + 5 * H)
     assert last == int(D.value // 86400e9) + 3  # the latest midnight at or before "now"
     spec = FeatureSpec().resolve(interactions, items)
-    table = compute_tables(interactions, items, spec, last)[USER_ACTIVITY].to_pandas()
+    run_duckdb_job(interactions, items, spec, tmp_path, last)
+    table = read_view(tmp_path, USER_ACTIVITY)
     assert table.event_timestamp.max() == D + 3 * DAY
+    assert row(table, "user_id", "u1", 3).user_booking_1d == 1  # the booking at day 2 00:00 < "now"
+    with pytest.raises(ValueError, match="no snapshot to compute"):  # "now" before the first day ends
+        run_duckdb_job(interactions, items, spec, tmp_path / "early", first - 1)
 
 
-def test_unresolved_spec_is_refused():
+def test_bad_input_is_refused(tmp_path):
     interactions, items = hand_log()
     with pytest.raises(ValueError, match="resolve"):
-        compute_tables(interactions, items, FeatureSpec())
+        run_duckdb_job(interactions, items, FeatureSpec(), tmp_path)
     with pytest.raises(ValueError, match="whole days"):
         FeatureSpec(windows_days=(0,))
+    spec = FeatureSpec().resolve(interactions, items)
+    with pytest.raises(ValueError, match=r"item_id must be unique.*\['b'\]"):
+        run_duckdb_job(interactions, pd.concat([items, items.iloc[[1]]]), spec, tmp_path)
