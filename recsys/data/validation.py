@@ -27,6 +27,7 @@ from recsys.data.schema import (
     VALUE,
     Dataset,
 )
+from recsys.errors import UserError
 
 _MAX_EXAMPLES = 5
 # pandas datetime64[ns] covers 1677..2262; larger unix seconds would overflow inside pandas.
@@ -53,7 +54,7 @@ class Problem(NamedTuple):
         return message
 
 
-class DataValidationError(ValueError):
+class DataValidationError(ValueError, UserError):
     """Tables break the data contract. `.problems` lists every violation found (one line each in the
     message); `.table`, `.column` (None for table-level problems) and `.rows` (up to 5 example 0-based row
     positions in the input as given) say where the first one is."""

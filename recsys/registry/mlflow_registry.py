@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from recsys.errors import ModelNotFound
+
 BUNDLE_ARTIFACT_PATH = "bundle"
 _MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
 _INVALID_NAME_CHARS = re.compile(r"[^\w\-. /:]")
@@ -37,11 +39,14 @@ def metric_key(name: str) -> str:
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested dicts to MLflow params: {"two_tower": {"epochs": 3}} -> {"two_tower.epochs": "3"}."""
+    """Nested dicts to MLflow params: {"two_tower": {"epochs": 3}} -> {"two_tower.epochs": "3"}. None and
+    empty values are left out: a parameter that is not set says nothing and clutters the run's page."""
     flat: dict[str, str] = {}
     for key, value in params.items():
         name = f"{prefix}{metric_key(key)}"
-        if isinstance(value, Mapping) and value:
+        if value is None or (isinstance(value, (Mapping, list, tuple, str)) and not value):
+            continue
+        if isinstance(value, Mapping):
             flat.update(flatten_params(value, f"{name}."))
         else:
             flat[name] = str(value)[:_MAX_PARAM_LENGTH]
@@ -122,8 +127,17 @@ def set_alias(tracking_uri: str, name: str, alias: str, version: str | int) -> N
 
 
 def resolve_alias(tracking_uri: str, name: str, alias: str) -> tuple[str, str]:
-    """(version, run_id) the alias points at; MlflowException when the model or alias is unknown."""
-    version = _client(tracking_uri).get_model_version_by_alias(name, alias)
+    """(version, run_id) the alias points at; ModelNotFound when the model or alias is unknown (other
+    MlflowExceptions, e.g. an unreachable server, pass through)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = _client(tracking_uri).get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        raise ModelNotFound(f"no version of model {name!r} has the alias {alias!r} in MLflow ({tracking_uri}); "
+                            "train and register one first: python run.py --pipeline train") from error
     return str(version.version), version.run_id
 
 
