@@ -27,6 +27,7 @@ ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "2",  # errors only
     "GRPC_VERBOSITY": "ERROR",
     "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # "Downloading artifacts" bars when a model is logged
     "ZENML_ENABLE_RICH_TRACEBACK": "false",  # run.py prints a failing step's error itself (--debug: traceback)
 }
 
@@ -35,6 +36,7 @@ ENVIRONMENT = {
 LEVELS = {
     "zenml.pipelines.pipeline_definition": logging.WARNING,  # "Initiating a new run", user, stack, dashboard ad
     "zenml.orchestrators.step_run_utils": logging.WARNING,  # "Models can be viewed ... ZenML Pro"
+    "zenml.zen_stores": logging.WARNING,  # "Model version 2 has been set to archived" (the stage moved on)
     "zenml.materializers": logging.WARNING,
     "zenml.integrations": logging.WARNING,
     "faiss.loader": logging.WARNING,  # "Loading faiss with AVX2 support" and its fallback

@@ -8,23 +8,39 @@ from __future__ import annotations
 
 from pathlib import Path
 
-HEADLINE = ("ndcg@10", "recall@10", "coverage@10")
 VERDICTS = (("check_drift", "drift_verdict"), ("decide_retrain", "retrain_decision"),
             ("promote_challenger", "promotion"), ("rollback_model", "rollback"))
+# step -> (artifact, what it shows): the pages a person opens in the dashboard
+PAGES = {"split_data": ("data_summary", "the data"), "evaluate": ("evaluation_report", "the evaluation"),
+         "quality_gate": ("gate_report", "the gate"), "check_drift": ("drift_report", "the drift check")}
 
 
 def _output(run, step: str, name: str):
     return run.steps[step].regular_outputs[name].load() if step in run.steps else None
 
 
+def _short(path, root: Path) -> str:
+    """A path relative to the project when it is inside it (shorter lines)."""
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except (ValueError, TypeError):
+        return str(path)
+
+
 def quality_line(table) -> str:
-    """'NDCG@10 0.128 (popularity 0.068, item_item_only 0.107, ...), recall@10 ..., coverage@10 ...'."""
-    model, others = table.index[0], table.index[1:]
-    parts = []
-    for metric in (m for m in HEADLINE if m in table.columns):
-        baselines = ", ".join(f"{o} {table.loc[o, metric]:.3f}" for o in others)
-        parts.append(f"{metric} {table.loc[model, metric]:.3f}" + (f" (vs {baselines})" if baselines else ""))
-    return f"{model}: " + "; ".join(parts)
+    """'recommender ndcg@10 0.128 (best baseline two_tower_only 0.115, popularity 0.067), recall@10 ...'."""
+    model, others = table.index[0], list(table.index[1:])
+    k = next((c.split("@")[1] for c in table.columns if c.startswith("ndcg@")), "10")
+    ndcg = f"ndcg@{k}"
+    parts = [f"{model} {ndcg} {table.loc[model, ndcg]:.3f}"]
+    if others:
+        best = table.loc[others, ndcg].idxmax()
+        parts[0] += f" (best baseline {best} {table.loc[best, ndcg]:.3f}"
+        parts[0] += f", popularity {table.loc['popularity', ndcg]:.3f})" if "popularity" in others and best != \
+            "popularity" else ")"
+    parts += [f"{m}@{k} {table.loc[model, f'{m}@{k}']:.3f}" for m in ("recall", "coverage")
+              if f"{m}@{k}" in table.columns]
+    return ", ".join(parts)
 
 
 def where_to_look(run, root: Path) -> list[str]:
@@ -40,30 +56,25 @@ def where_to_look(run, root: Path) -> list[str]:
         lines.append(quality_line(table))
     registration = _output(run, "register_model", "registration")
     if registration is not None:
-        lines.append(f"registered {registration['mlflow_model']} version {registration['mlflow_version']} "
-                     f"(alias {registration['alias']}), bundle {registration['bundle']}" if registration["registered"]
-                     else "quality gate failed: nothing registered (the quality_gate step's gate_report says why)")
+        lines.append(f"registered {registration['mlflow_model']} version {registration['mlflow_version']} (alias "
+                     f"{registration['alias']}), bundle {_short(registration['bundle'], root)}"
+                     if registration["registered"] else "quality gate failed: nothing registered (see gate_report)")
     store = _output(run, "materialize_features", "feature_materialization")
     if store is not None:
-        lines.append(f"features: {store['features_dir']} -> Feast online store ({store['fs_yaml']}) up to "
-                     f"{store['materialized']['end']}; cd {store['repo_path']} && feast feature-views list")
+        lines.append(f"features: {_short(store['features_dir'], root)} -> Feast online store up to "
+                     f"{store['materialized']['end'][:10]}; cd {store['repo_path']} && feast feature-views list")
     for step, artifact in VERDICTS:
         value = _output(run, step, artifact)
         if value is not None:
             lines.append(value.summary() if hasattr(value, "summary") else str(getattr(value, "reason", value)))
     if "batch_predict" in run.steps:
-        output = run.steps["batch_predict"].config.parameters["output_path"]
-        lines.append(f"recommendations: {(root / output).resolve()}")
-    lines.append("where to look:")
-    if "evaluate" in run.steps:
-        lines.append("  the evaluate step's evaluation_report (metrics vs baselines, segments, samples) and the "
-                     "run's metadata: ZenML dashboard")
-    if "check_drift" in run.steps:
-        lines.append("  the check_drift step's drift_report: ZenML dashboard")
-    lines.append("  ZenML dashboard:   zenml login --local   (then Runs -> " + run.name + ")")
+        lines.append(f"recommendations: {_short(root / run.steps['batch_predict'].config.parameters['output_path'], root)}")
+    pages = [f"{step} -> {artifact}" for step, (artifact, _) in PAGES.items() if step in run.steps]
+    lines.append(f"ZenML dashboard: zenml login --local, then Runs -> {run.name}"
+                 + (f": {', '.join(pages)}; the run's Metadata tab" if pages else ""))
     tracker = client.active_stack.experiment_tracker
     if tracker is not None and hasattr(tracker, "get_tracking_uri"):
         run_id = (registration or {}).get("mlflow_run_id")
-        lines.append(f"  MLflow UI:         mlflow ui --backend-store-uri {tracker.get_tracking_uri()}"
-                     + (f"   (run {run_id})" if run_id else ""))
+        lines.append(f"MLflow UI: mlflow ui --backend-store-uri {tracker.get_tracking_uri()}"
+                     + (f", then run {run_id} (curves, figures/, the registered model)" if run_id else ""))
     return lines

@@ -103,9 +103,12 @@ def log_run(tracking_uri: str, experiment: str, params: Mapping[str, Any], metri
 
 
 def register_bundle(tracking_uri: str, run_id: str, name: str, alias: str | None = None,
-                    artifact_path: str = BUNDLE_ARTIFACT_PATH, tags: Mapping[str, Any] | None = None) -> str:
+                    artifact_path: str = BUNDLE_ARTIFACT_PATH, tags: Mapping[str, Any] | None = None,
+                    model_uri: str | None = None) -> str:
     """Register the bundle logged by run `run_id` as a new version of model `name` (created when missing);
-    point `alias` at it when given. Returns the version (a string, as MLflow reports it)."""
+    point `alias` at it when given. The version's source is `model_uri` when given (the MLflow model of
+    recsys.registry.pyfunc: flavor and signature on the model page), else the run's bundle directory.
+    Returns the version (a string, as MLflow reports it)."""
     from mlflow.exceptions import MlflowException
 
     client = _client(tracking_uri)
@@ -113,8 +116,11 @@ def register_bundle(tracking_uri: str, run_id: str, name: str, alias: str | None
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name)
-    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
-    version = client.create_model_version(name, source=source, run_id=run_id,
+    source, model_id = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}", None
+    if model_uri:  # MLflow would resolve a models:/ source through the global tracking URI: pass its location
+        model_id = model_uri.removeprefix("models:/")
+        source = client.get_logged_model(model_id).artifact_location
+    version = client.create_model_version(name, source=source, run_id=run_id, model_id=model_id,
                                           tags={k: str(v) for k, v in (tags or {}).items()})
     if alias:
         client.set_registered_model_alias(name, alias, version.version)

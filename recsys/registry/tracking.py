@@ -87,6 +87,29 @@ def log_files(tracking_uri: str, run_id: str, files: Mapping[str, bytes | str], 
             client.log_artifact(run_id, str(path), artifact_dir or None)
 
 
+def log_directory(tracking_uri: str, run_id: str, directory: str | Path, artifact_path: str) -> None:
+    """Every file of `directory` under `artifact_path` (e.g. the bundle under bundle/)."""
+    _client(tracking_uri).log_artifacts(run_id, str(directory), artifact_path=artifact_path)
+
+
+def copy_run_contents(tracking_uri: str, source_run_id: str, target_run_id: str, artifact_dir: str = "figures",
+                      ) -> list[str]:
+    """Metric histories the target run lacks, and the source's `artifact_dir` files, copied from another
+    run (a cached step's curves and figures, from the run that computed them). Returns the metric names."""
+    client = _client(tracking_uri)
+    have = set(client.get_run(target_run_id).data.metrics)
+    copied = [name for name in client.get_run(source_run_id).data.metrics if name not in have]
+    rows = [m for name in copied for m in client.get_metric_history(source_run_id, name)]
+    _batches(tracking_uri, target_run_id, rows, [], [])
+    present = {Path(f.path).name for f in client.list_artifacts(target_run_id, artifact_dir)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for item in client.list_artifacts(source_run_id, artifact_dir):
+            if not item.is_dir and Path(item.path).name not in present:  # the target's own figures stay
+                client.log_artifact(target_run_id, client.download_artifacts(source_run_id, item.path, tmp),
+                                    artifact_dir)
+    return copied
+
+
 def finish_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
     """Close the run (FINISHED, FAILED or KILLED)."""
     _client(tracking_uri).set_terminated(run_id, status=status)
