@@ -15,6 +15,7 @@ import pandas as pd
 
 from recsys.data.schema import DEFAULT_EVENT_WEIGHTS
 from recsys.features.history import Catalog, History
+from recsys.progress import Bar
 from recsys.ranking.features import RankingFeatures
 from recsys.ranking.model import RankingModel, candidate_labels
 from recsys.ranking.rankers import make_ranker
@@ -87,11 +88,13 @@ def ranker_training_set(generator: CandidateGenerator, train, valid, params: dic
     user_ids = list(pd.unique(target.user_id.astype(str)))
     features = RankingFeatures(**params.get("features", {}), store=store).fit(history, generator.score_names)
     X_parts, y_parts, groups = [], [], []
-    for start in range(0, len(user_ids), 512):
-        cands = generator.generate(user_ids[start:start + 512], history)
-        X_parts.append(features.transform(cands, history))
-        y_parts.append(candidate_labels(cands, catalog, target, weights if params.get("graded") else None))
-        groups.append(cands.valid.sum(axis=1))
+    with Bar(len(user_ids), "ranker training set", "user") as progress:
+        for start in range(0, len(user_ids), 512):
+            cands = generator.generate(user_ids[start:start + 512], history)
+            X_parts.append(features.transform(cands, history))
+            y_parts.append(candidate_labels(cands, catalog, target, weights if params.get("graded") else None))
+            groups.append(cands.valid.sum(axis=1))
+            progress.update(len(user_ids[start:start + 512]))
     X, y, group = pd.concat(X_parts, ignore_index=True), np.concatenate(y_parts), np.concatenate(groups)
     keep_group = np.add.reduceat(y, np.r_[0, np.cumsum(group)[:-1]]) > 0 if len(group) else group
     row_keep = np.repeat(keep_group, group)
@@ -113,10 +116,19 @@ def fit_ranker(generator: CandidateGenerator, train, valid, items, users,
         holdout = rng.random(len(group)) < params.get("holdout_fraction", 0.2)
         rows_h = np.repeat(holdout, group)
         probe = make_ranker(kind, params.get("params"), rounds, params["early_stopping"])
-        probe.fit(X[~rows_h], y[~rows_h], group[~holdout], X[rows_h], y[rows_h], group[holdout])
+        with Bar(rounds, f"ranker {kind}: early stopping", "round") as progress:
+            probe.fit(X[~rows_h], y[~rows_h], group[~holdout], X[rows_h], y[rows_h], group[holdout],
+                      on_round=progress.update)
+        curves = probe.curves
         rounds = max(int(probe.best_iteration * 1.1), 10)
-        log.info("ranker %s: early stopping on %d held-out users picked %d rounds", kind, holdout.sum(), rounds)
-    ranker = make_ranker(kind, params.get("params"), rounds, 0, params.get("n_seeds", 3)).fit(X, y, group)
+        best = ", ".join(f"held-out {name} {max(values):.4f}" for name, values in curves.items() if values)
+        log.info("ranker %s: early stopping on %d held-out users picked %d rounds%s", kind, holdout.sum(), rounds,
+                 f" ({best})" if best else "")
+    n_seeds = params.get("n_seeds", 3)
+    with Bar(rounds * n_seeds, f"ranker {kind}: {n_seeds} seeds", "round") as progress:
+        ranker = make_ranker(kind, params.get("params"), rounds, 0, n_seeds).fit(X, y, group, on_round=progress.update)
+    if params.get("early_stopping", 0) > 0:
+        ranker.curves = curves  # the learning curve that chose the round count (the refit has no held-out set)
     return RankingModel(features, ranker), ranker.feature_importance()
 
 

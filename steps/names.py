@@ -14,6 +14,7 @@ USERS = "users"
 TRAIN = "train_interactions"
 VALID = "valid_interactions"
 TEST = "test_interactions"
+DATA_SUMMARY = "data_summary"  # HTML: event mix, activity long tail, the split over time
 
 # features: the batch job's tables (summary), the applied Feast repo, the online store's materialization
 FEATURE_TABLES = "feature_tables"
@@ -33,8 +34,9 @@ DATA_WINDOW = "data_window"  # first / last interaction time the registered mode
 
 # evaluation and promotion
 EVALUATION_METRICS = "evaluation_metrics"
-EVALUATION_REPORT = "evaluation_report"
+EVALUATION_REPORT = "evaluation_report"  # HTML: metrics vs baselines, segments, scores, importance, samples
 GATE_PASSED = "gate_passed"
+GATE_REPORT = "gate_report"  # HTML: each gate check's value beside its threshold
 REGISTRATION = "registration"
 
 # inference and monitoring: the production model and what it was registered with

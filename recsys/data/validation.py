@@ -3,13 +3,15 @@
 Every loader (synthetic, MovieLens, user files) ends with `validate_dataset`, so retrieval, ranking, serving
 and evaluation can rely on the contract in `recsys.data.schema` without re-checking: string ids, UTC
 timestamps, known event types, float values, interactions sorted by time. When a table breaks the contract
-we raise `DataValidationError` naming the table, the column and example row positions (0-based positions
-in the table *as given*, before any sorting) so the person who supplied the data can find the bad rows.
+we raise `DataValidationError` listing every problem found (not just the first), each naming the table, the
+column, example row positions (0-based positions in the table *as given*, before any sorting) and their
+values, so the person who supplied the data can fix them all in one go.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,62 +27,100 @@ from recsys.data.schema import (
     VALUE,
     Dataset,
 )
+from recsys.errors import UserError
 
 _MAX_EXAMPLES = 5
 # pandas datetime64[ns] covers 1677..2262; larger unix seconds would overflow inside pandas.
 _MAX_UNIX_SECONDS = 9.2e9
 
 
-class DataValidationError(ValueError):
-    """A table breaks the data contract. `.table`, `.column` (None for table-level problems) and `.rows`
-    (up to 5 example 0-based row positions in the input as given) say where."""
+class Problem(NamedTuple):
+    """One contract violation: where (table, column: None for the table itself), what, example rows and
+    their values as given."""
 
-    def __init__(self, table: str, column: str | None, problem: str, rows: Iterable[int] = (),
-                 values: Sequence | None = None):
-        self.table = table
-        self.column = column
-        self.rows = [int(r) for r in list(rows)[:_MAX_EXAMPLES]]
-        where = f"{table}.{column}" if column else table
-        message = f"{where}: {problem}"
+    table: str
+    column: str | None
+    problem: str
+    rows: tuple[int, ...] = ()
+    values: tuple | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        message = f"{where}: {self.problem}"
         if self.rows:
-            message += f", e.g. rows {self.rows}"
-            if values is not None:
-                message += f" (values {list(values)[:_MAX_EXAMPLES]!r})"
+            message += f", e.g. rows {list(self.rows)}"
+            if self.values is not None:
+                message += f" (values {list(self.values)!r})"
+        return message
+
+
+class DataValidationError(ValueError, UserError):
+    """Tables break the data contract. `.problems` lists every violation found (one line each in the
+    message); `.table`, `.column` (None for table-level problems) and `.rows` (up to 5 example 0-based row
+    positions in the input as given) say where the first one is."""
+
+    def __init__(self, table: str = "", column: str | None = None, problem: str = "", rows: Iterable[int] = (),
+                 values: Sequence | None = None, problems: Sequence[Problem] | None = None):
+        if problems is None:
+            rows = tuple(int(r) for r in list(rows)[:_MAX_EXAMPLES])
+            problems = [Problem(table, column, problem, rows,
+                                tuple(list(values)[:_MAX_EXAMPLES]) if values is not None and rows else None)]
+        self.problems = list(problems)
+        first = self.problems[0]
+        self.table, self.column, self.rows = first.table, first.column, list(first.rows)
+        if len(self.problems) == 1:
+            message = str(first)
+        else:
+            message = f"{len(self.problems)} problems in the data:\n" + "\n".join(f"  {p}" for p in self.problems)
         super().__init__(message)
 
     def __reduce__(self):  # keep the attributes when pickled (e.g. across pipeline step processes)
-        return _rebuild_error, (self.table, self.column, str(self), self.rows)
+        return _rebuild_error, (tuple(tuple(p) for p in self.problems),)
 
 
-def _rebuild_error(table, column, message, rows):
-    err = DataValidationError.__new__(DataValidationError)
-    ValueError.__init__(err, message)
-    err.table, err.column, err.rows = table, column, list(rows)
-    return err
+def _rebuild_error(problems):
+    return DataValidationError(problems=[Problem(*p) for p in problems])
 
 
-def _fail_rows(table: str, column: str, mask: np.ndarray, problem: str, original: pd.Series) -> None:
-    """Raise if any row is flagged in `mask`; `problem` completes "N rows ..." (plural verb)."""
-    bad = np.flatnonzero(np.asarray(mask, dtype=bool))
-    if bad.size:
+class _Report:
+    """Collects the problems of one validation, so the user sees all of them at once, not one per run."""
+
+    def __init__(self):
+        self.problems: list[Problem] = []
+
+    def add(self, table: str, column: str | None, problem: str) -> None:
+        self.problems.append(Problem(table, column, problem))
+
+    def rows(self, table: str, column: str, mask: np.ndarray, problem: str, original: pd.Series) -> bool:
+        """Record the rows flagged in `mask`; `problem` completes "N rows ..." (plural verb). True if any."""
+        bad = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if not bad.size:
+            return False
         examples = bad[:_MAX_EXAMPLES]
-        if bad.size == 1:  # "1 row has ...", "3 rows have ..."
-            problem = "row " + (f"has{problem[4:]}" if problem.startswith("have ") else problem)
+        if bad.size == 1:  # "1 row has ...", "3 rows have ..."; "1 row names ...", "2 rows name ..."
+            verb, rest = problem.split(" ", 1)
+            problem = f"row {'has' if verb == 'have' else verb + 's'} {rest}"
         else:
             problem = f"rows {problem}"
-        raise DataValidationError(table, column, f"{bad.size} {problem}", examples,
-                                  original.iloc[examples].tolist())
+        self.problems.append(Problem(table, column, f"{bad.size} {problem}", tuple(int(r) for r in examples),
+                                     tuple(original.iloc[examples].tolist())))
+        return True
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise DataValidationError(problems=self.problems)
 
 
-def _check_table(df: pd.DataFrame, table: str, required: Sequence[str]) -> pd.DataFrame:
+def _check_table(df: pd.DataFrame, table: str, required: Sequence[str], report: _Report) -> pd.DataFrame | None:
+    """A shallow copy with a RangeIndex, or None when the table is empty (nothing else to check)."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{table}: expected a pandas DataFrame, got {type(df).__name__}")
     if len(df) == 0:
-        raise DataValidationError(table, None, "table is empty (0 rows)")
+        report.add(table, None, "table is empty (0 rows)")
+        return None
     for column in required:
         if column not in df.columns:
-            raise DataValidationError(
-                table, column, f"required column is missing (columns are {list(map(str, df.columns))})")
+            report.add(table, column, f"required column is missing (columns are {list(map(str, df.columns))})")
     # A shallow copy (reset_index would deep-copy 10M-row object columns): we only replace whole columns,
     # never write into the caller's arrays. RangeIndex: reported rows are positions in what the user gave.
     out = df.copy(deep=False)
@@ -88,7 +128,7 @@ def _check_table(df: pd.DataFrame, table: str, required: Sequence[str]) -> pd.Da
     return out
 
 
-def _as_str_ids(series: pd.Series, table: str, column: str, allow_null: bool = False) -> pd.Series:
+def _as_str_ids(series: pd.Series, table: str, column: str, report: _Report, allow_null: bool = False) -> pd.Series:
     """Coerce an id column to Python str (object dtype); 5 -> "5", 5.0 -> "5"."""
     blank = series.isna().to_numpy()
     if pd.api.types.infer_dtype(series, skipna=False) == "string":
@@ -108,13 +148,13 @@ def _as_str_ids(series: pd.Series, table: str, column: str, allow_null: bool = F
         empty = np.array([n == "" for n in names[:-1]] + [False], dtype=bool)
         blank = blank | empty[codes]
     if not allow_null:
-        _fail_rows(table, column, blank, "have a missing or empty id", series)
+        report.rows(table, column, blank, "have a missing or empty id", series)
     elif blank.any():
         out = out.where(~blank, None)
     return out
 
 
-def _as_utc(series: pd.Series, table: str, column: str) -> pd.Series:
+def _as_utc(series: pd.Series, table: str, column: str, report: _Report) -> pd.Series:
     """Coerce to datetime64[ns, UTC] from datetimes (naive ones are taken as UTC), ISO strings or numeric
     unix seconds (also as strings)."""
     if series.dtype == "datetime64[ns, UTC]":
@@ -131,7 +171,7 @@ def _as_utc(series: pd.Series, table: str, column: str) -> pd.Series:
         if retry.any():  # numbers inside an object / string column, e.g. "881250949"
             out = out.where(~retry, _from_unix_seconds(pd.to_numeric(series.where(retry), errors="coerce")))
     out = out.astype("datetime64[ns, UTC]", copy=False)
-    _fail_rows(table, column, out.isna().to_numpy(), "have unparsable timestamps", series)
+    report.rows(table, column, out.isna().to_numpy(), "have unparsable timestamps", series)
     return out
 
 
@@ -144,62 +184,83 @@ def _from_unix_seconds(series: pd.Series) -> pd.Series:
     return pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
 
 
-def _as_event_types(series: pd.Series, event_types: Sequence[str], table: str) -> pd.Series:
+def _as_event_types(series: pd.Series, event_types: Sequence[str], table: str, report: _Report) -> pd.Series:
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     names = np.array([str(u).strip().lower() for u in uniques] + [None], dtype=object)
     known = np.array([n in event_types for n in names[:-1]] + [False], dtype=bool)
-    _fail_rows(table, EVENT_TYPE, ~known[codes], f"have unknown event types (known: {list(event_types)})",
-               series)
+    report.rows(table, EVENT_TYPE, ~known[codes], f"have unknown event types (known: {list(event_types)})", series)
     return pd.Series(names[codes], index=series.index, dtype=object)
 
 
-def _as_float(series: pd.Series, table: str, column: str) -> pd.Series:
+def _as_float(series: pd.Series, table: str, column: str, report: _Report) -> pd.Series:
     """Numbers (or numeric strings) to float64; missing values stay NaN ("no value"), text is an error."""
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_object_dtype(series.dtype):
         out = series.astype("float64")
     else:
         out = pd.to_numeric(series, errors="coerce").astype("float64")
-        _fail_rows(table, column, (out.isna() & series.notna()).to_numpy(), "have non-numeric values", series)
-    _fail_rows(table, column, np.isinf(out.to_numpy()), "have infinite values", series)
+        report.rows(table, column, (out.isna() & series.notna()).to_numpy(), "have non-numeric values", series)
+    report.rows(table, column, np.isinf(out.to_numpy()), "have infinite values", series)
+    return out
+
+
+def _interactions(df: pd.DataFrame, event_types: Sequence[str], report: _Report) -> pd.DataFrame | None:
+    table = "interactions"
+    out = _check_table(df, table, INTERACTION_REQUIRED, report)
+    if out is None:
+        return None
+    coerce = {USER_ID: lambda s: _as_str_ids(s, table, USER_ID, report),
+              ITEM_ID: lambda s: _as_str_ids(s, table, ITEM_ID, report),
+              TIMESTAMP: lambda s: _as_utc(s, table, TIMESTAMP, report),
+              EVENT_TYPE: lambda s: _as_event_types(s, tuple(event_types), table, report),
+              VALUE: lambda s: _as_float(s, table, VALUE, report),
+              SESSION_ID: lambda s: _as_str_ids(s, table, SESSION_ID, report, allow_null=True)}
+    for column, convert in coerce.items():
+        if column in out.columns:
+            out[column] = convert(out[column])
     return out
 
 
 def validate_interactions(df: pd.DataFrame, event_types: Sequence[str] = EVENT_TYPES) -> pd.DataFrame:
     """Coerce an interactions table to the contract and return it sorted by timestamp (stable) with a
     fresh RangeIndex. Extra columns are kept untouched."""
-    table = "interactions"
-    out = _check_table(df, table, INTERACTION_REQUIRED)
-    out[USER_ID] = _as_str_ids(out[USER_ID], table, USER_ID)
-    out[ITEM_ID] = _as_str_ids(out[ITEM_ID], table, ITEM_ID)
-    out[TIMESTAMP] = _as_utc(out[TIMESTAMP], table, TIMESTAMP)
-    out[EVENT_TYPE] = _as_event_types(out[EVENT_TYPE], tuple(event_types), table)
-    if VALUE in out.columns:
-        out[VALUE] = _as_float(out[VALUE], table, VALUE)
-    if SESSION_ID in out.columns:
-        out[SESSION_ID] = _as_str_ids(out[SESSION_ID], table, SESSION_ID, allow_null=True)
+    report = _Report()
+    out = _interactions(df, event_types, report)
+    report.raise_if_any()
+    return _sorted_by_time(out)
+
+
+def _sorted_by_time(out: pd.DataFrame) -> pd.DataFrame:
     if not out[TIMESTAMP].is_monotonic_increasing:  # skip the sort for already ordered data (synthetic)
         out = out.sort_values(TIMESTAMP, kind="stable")
         out.index = pd.RangeIndex(len(out))
     return out
 
 
-def _validate_entities(df: pd.DataFrame, table: str, id_column: str) -> pd.DataFrame:
-    out = _check_table(df, table, (id_column,))
-    out[id_column] = _as_str_ids(out[id_column], table, id_column)
+def _entities(df: pd.DataFrame, table: str, id_column: str, report: _Report) -> pd.DataFrame | None:
+    out = _check_table(df, table, (id_column,), report)
+    if out is None or id_column not in out.columns:
+        return None
+    out[id_column] = _as_str_ids(out[id_column], table, id_column, report)
     # keep="first": the first occurrence is fine, every repeat after it is reported.
-    _fail_rows(table, id_column, out[id_column].duplicated(keep="first").to_numpy(),
-               f"repeat an {id_column} that appears earlier (duplicate rows)", out[id_column])
+    report.rows(table, id_column, out[id_column].duplicated(keep="first").to_numpy(),
+                f"repeat an {id_column} that appears earlier (duplicate rows)", out[id_column])
     return out
 
 
 def validate_items(df: pd.DataFrame) -> pd.DataFrame:
     """Item attribute table: unique, non-null string `item_id`; other columns kept as given."""
-    return _validate_entities(df, "items", ITEM_ID)
+    report = _Report()
+    out = _entities(df, "items", ITEM_ID, report)
+    report.raise_if_any()
+    return out
 
 
 def validate_users(df: pd.DataFrame) -> pd.DataFrame:
     """User attribute table: unique, non-null string `user_id`; other columns kept as given."""
-    return _validate_entities(df, "users", USER_ID)
+    report = _Report()
+    out = _entities(df, "users", USER_ID, report)
+    report.raise_if_any()
+    return out
 
 
 def _empty(id_column: str) -> pd.DataFrame:
@@ -207,17 +268,21 @@ def _empty(id_column: str) -> pd.DataFrame:
 
 
 def validate_dataset(ds: Dataset, event_types: Sequence[str] = EVENT_TYPES) -> Dataset:
-    """Validate all three tables and their link. Items/users tables are optional: None or 0 rows means
-    "no attributes" (an empty table with just the id column). A non-empty items table must cover every
-    interacted item, or item features would silently be missing downstream."""
-    items = _empty(ITEM_ID) if ds.items is None or len(ds.items) == 0 else validate_items(ds.items)
-    users = _empty(USER_ID) if ds.users is None or len(ds.users) == 0 else validate_users(ds.users)
-    interactions = validate_interactions(ds.interactions, event_types)
-    if len(items):
-        unknown = ~interactions[ITEM_ID].isin(items[ITEM_ID]).to_numpy()
-        if unknown.any():
-            # Report positions in the caller's table, not in our time-sorted copy.
-            original_ids = _as_str_ids(ds.interactions[ITEM_ID].reset_index(drop=True), "interactions", ITEM_ID)
-            _fail_rows("interactions", ITEM_ID, ~original_ids.isin(items[ITEM_ID]).to_numpy(),
-                       "name items that are absent from the items table", original_ids)
-    return Dataset(interactions=interactions, items=items, users=users, name=ds.name)
+    """Validate all three tables and their link, reporting every problem of every table at once. Items/users
+    tables are optional: None or 0 rows means "no attributes" (an empty table with just the id column). A
+    non-empty items table must cover every interacted item, or item features would silently be missing
+    downstream."""
+    report = _Report()
+    given_items = ds.items is not None and len(ds.items) > 0
+    items = _entities(ds.items, "items", ITEM_ID, report) if given_items else _empty(ITEM_ID)
+    users = (_entities(ds.users, "users", USER_ID, report) if ds.users is not None and len(ds.users)
+             else _empty(USER_ID))
+    interactions = _interactions(ds.interactions, event_types, report)
+    if given_items and items is not None and interactions is not None and ITEM_ID in interactions.columns:
+        # Positions are those of the caller's table (no sorting has happened yet).
+        known = set(items[ITEM_ID].dropna())
+        unknown = ~interactions[ITEM_ID].isin(known).to_numpy() & interactions[ITEM_ID].notna().to_numpy()
+        report.rows("interactions", ITEM_ID, unknown, "name items that are absent from the items table",
+                    interactions[ITEM_ID])
+    report.raise_if_any()
+    return Dataset(interactions=_sorted_by_time(interactions), items=items, users=users, name=ds.name)

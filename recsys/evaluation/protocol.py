@@ -31,8 +31,11 @@ def evaluate(
     users: Iterable[str] | None = None,
     item_popularity: pd.Series | None = None,
     exclude: pd.DataFrame | None = None,
-) -> pd.DataFrame:
+    return_recommendations: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Score each recommender on the test interactions; one row per model (index "model"), input order.
+    With `return_recommendations`, (table, {model: the lists it was scored on}) for a closer look
+    (recsys.evaluation.analysis).
 
     Each recommender gets `recommend_batch(user_list, max(k))`, where user_list is the distinct test users
     (first-appearance order) or, when `users` is given, those users; metrics average over the listed users
@@ -63,6 +66,7 @@ def evaluate(
         mask = exclude[[USER_ID, ITEM_ID]].astype(str)
         mask = mask[mask[USER_ID].isin(user_list)].drop_duplicates()
     rows: dict[str, dict[str, float]] = {}
+    lists: dict[str, pd.DataFrame] = {}
     for name, model in recommenders.items():
         recommend_batch = getattr(model, "recommend_batch", None)
         if not callable(recommend_batch):
@@ -78,9 +82,11 @@ def evaluate(
             pairs = pd.MultiIndex.from_arrays([recs[USER_ID].astype(str), recs[ITEM_ID].astype(str)])
             recs = recs[~pairs.isin(pd.MultiIndex.from_frame(mask))]
         rows[name] = ranking_metrics(recs, truth, ks, n_items, item_categories, item_popularity)
+        if return_recommendations:
+            lists[name] = recs
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "model"
-    return table
+    return (table, lists) if return_recommendations else table
 
 
 def _recommend(recommend_batch: Callable, users: list, k: int, mask: pd.DataFrame | None) -> pd.DataFrame:

@@ -16,6 +16,7 @@ data/feast) are state shared between pipeline steps: `state_locations` names the
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import re
@@ -26,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from recsys.features.definitions import BATCH_VIEWS, SNAPSHOT_SECONDS, features_dir
+from recsys.progress import Bar
 from recsys.storage import Location, is_url, locate, state_root
 
 log = logging.getLogger(__name__)
@@ -124,7 +126,7 @@ def apply_repo(repo_path: str | Path, fs_yaml: str = DEFAULT_YAML) -> list[str]:
 
     repo = Path(repo_path).resolve()
     config = load_repo_config(repo, store_yaml(repo, fs_yaml).resolve())
-    with _inside_repo(repo):
+    with _inside_repo(repo), _feast_output("feast apply"):
         apply_total(config, repo, skip_source_validation=False)
     store = open_store(repo, fs_yaml)
     return sorted(view.name for view in store.list_feature_views())
@@ -147,5 +149,23 @@ def materialize(store, end: datetime, views=BATCH_VIEWS, lookback: timedelta | N
     materialize-incremental` continues from `end`."""
     end = end.astimezone(timezone.utc)
     start = end - (lookback or timedelta(seconds=SNAPSHOT_SECONDS))
-    store.materialize(start_date=start, end_date=end, feature_views=list(views))
+    with Bar(len(views), "materialize", "view") as progress:
+        for view in views:  # one at a time: a bar that moves, instead of Feast's own (captured with its prints)
+            with _feast_output(f"feast materialize {view}"):
+                store.materialize(start_date=start, end_date=end, feature_views=[view])
+            progress.update()
     return {"start": start.isoformat(), "end": end.isoformat(), "views": list(views)}
+
+
+@contextlib.contextmanager
+def _feast_output(what: str):
+    """Feast's CLI functions print what they do (every object applied, with a protobuf diff of each changed
+    source: hundreds of lines; materialization progress bars): keep it out of the run's output and log it
+    at DEBUG instead. Exceptions pass through untouched."""
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(held), contextlib.redirect_stderr(held):
+            yield
+    finally:
+        if held.getvalue().strip():
+            log.debug("%s printed:\n%s", what, held.getvalue().rstrip())

@@ -29,10 +29,14 @@ class Ranker:
         self.feature_names: list[str] = []
         self.best_iteration: int | None = None
         self.models: list = []
+        # Validation metric per boosting round of the first seed, when fitted with a validation set (the
+        # learning curve: MLflow draws it), e.g. {"ndcg@10": [0.21, 0.23, ...]}.
+        self.curves: dict[str, list[float]] = {}
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, group: np.ndarray, X_valid=None, y_valid=None,
-            group_valid=None) -> Ranker:
-        """Early stopping (when a validation set is given) picks the round count on the first seed."""
+            group_valid=None, on_round=None) -> Ranker:
+        """Early stopping (when a validation set is given) picks the round count on the first seed;
+        `on_round()` is called after every boosting round (a progress bar)."""
         self.feature_names = list(X.columns)
         base_seed = int(self.params.get("seed", 42))
         self.models = []
@@ -40,9 +44,9 @@ class Ranker:
             params = {**self.DEFAULTS, **self.params, "seed": base_seed + k}
             valid = (X_valid, y_valid, group_valid) if k == 0 and X_valid is not None and len(X_valid) else None
             rounds = self.num_rounds if k == 0 else self.best_iteration
-            model, best = self._train_one(params, X, y, group, rounds, valid)
+            model, best, curves = self._train_one(params, X, y, group, rounds, valid, on_round or (lambda: None))
             if k == 0:
-                self.best_iteration = best
+                self.best_iteration, self.curves = best, curves
             self.models.append(model)
         return self
 
@@ -68,7 +72,7 @@ class Ranker:
             self._save_one(model, path / f"model_{k}.{self.SUFFIX}")
         meta = {"kind": self.kind, "params": self.params, "num_rounds": self.num_rounds, "n_seeds": self.n_seeds,
                 "early_stopping": self.early_stopping, "feature_names": self.feature_names,
-                "best_iteration": self.best_iteration}
+                "best_iteration": self.best_iteration, "curves": self.curves}
         (path / "ranker.json").write_text(json.dumps(meta))
 
     @staticmethod
@@ -77,6 +81,7 @@ class Ranker:
         meta = json.loads((path / "ranker.json").read_text())
         ranker = RANKERS[meta["kind"]](meta["params"], meta["num_rounds"], meta["early_stopping"], meta["n_seeds"])
         ranker.feature_names, ranker.best_iteration = meta["feature_names"], meta["best_iteration"]
+        ranker.curves = meta.get("curves") or {}
         ranker.models = [ranker._load_one(path / f"model_{k}.{ranker.SUFFIX}") for k in range(meta["n_seeds"])]
         return ranker
 
@@ -84,7 +89,8 @@ class Ranker:
     DEFAULTS: dict = {}
     SUFFIX = "bin"
 
-    def _train_one(self, params, X, y, group, rounds, valid):
+    def _train_one(self, params, X, y, group, rounds, valid, on_round):
+        """(model, best round count, {metric: per-round validation values})."""
         raise NotImplementedError
 
 
@@ -97,16 +103,18 @@ class LightGBMRanker(Ranker):
                 "lambdarank_truncation_level": 20, "eval_at": [10], "verbose": -1, "seed": 42,
                 "num_threads": 2, "deterministic": True, "force_row_wise": True}
 
-    def _train_one(self, params, X, y, group, rounds, valid):
+    def _train_one(self, params, X, y, group, rounds, valid, on_round):
         import lightgbm as lgb
 
         train = lgb.Dataset(X, y, group=group)
-        kwargs = {}
+        kwargs, evals = {"callbacks": [lambda env: on_round()]}, {}
         if valid is not None:
             kwargs = {"valid_sets": [lgb.Dataset(valid[0], valid[1], group=valid[2], reference=train)],
-                      "callbacks": [lgb.early_stopping(self.early_stopping, verbose=False)]}
+                      "callbacks": [*kwargs["callbacks"], lgb.early_stopping(self.early_stopping, verbose=False),
+                                    lgb.record_evaluation(evals)]}
         model = lgb.train(params, train, rounds, **kwargs)
-        return model, (model.best_iteration or rounds)
+        curves = {name: [float(v) for v in values] for name, values in (evals.get("valid_0") or {}).items()}
+        return model, (model.best_iteration or rounds), curves
 
     def _predict_one(self, model, X, threads=None):
         return model.predict(X, num_iteration=self.best_iteration, **({"num_threads": threads} if threads else {}))
@@ -130,19 +138,25 @@ class XGBoostRanker(Ranker):
                 "subsample": 0.8, "colsample_bytree": 0.8, "eval_metric": "ndcg@10", "seed": 42,
                 "nthread": 2, "lambdarank_pair_method": "topk", "lambdarank_num_pair_per_sample": 20}
 
-    def _train_one(self, params, X, y, group, rounds, valid):
+    def _train_one(self, params, X, y, group, rounds, valid, on_round):
         import xgboost as xgb
+
+        class Tick(xgb.callback.TrainingCallback):
+            def after_iteration(self, model, epoch, evals_log):
+                on_round()
+                return False  # never stops training
 
         train = xgb.DMatrix(X, y)
         train.set_group(group)
-        kwargs = {}
+        kwargs, evals = {"callbacks": [Tick()]}, {}
         if valid is not None:
             dvalid = xgb.DMatrix(valid[0], valid[1])
             dvalid.set_group(valid[2])
-            kwargs = {"evals": [(dvalid, "valid")], "early_stopping_rounds": self.early_stopping}
+            kwargs.update(evals=[(dvalid, "valid")], early_stopping_rounds=self.early_stopping, evals_result=evals)
         model = xgb.train(params, train, rounds, verbose_eval=False, **kwargs)
         best = getattr(model, "best_iteration", None) if valid is not None else None
-        return model, (best + 1 if best is not None else rounds)
+        curves = {name: [float(v) for v in values] for name, values in (evals.get("valid") or {}).items()}
+        return model, (best + 1 if best is not None else rounds), curves
 
     def _predict_one(self, model, X, threads=None):
         import xgboost as xgb

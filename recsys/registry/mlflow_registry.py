@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from recsys.errors import ModelNotFound
+
 BUNDLE_ARTIFACT_PATH = "bundle"
 _MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
 _INVALID_NAME_CHARS = re.compile(r"[^\w\-. /:]")
@@ -37,11 +39,14 @@ def metric_key(name: str) -> str:
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested dicts to MLflow params: {"two_tower": {"epochs": 3}} -> {"two_tower.epochs": "3"}."""
+    """Nested dicts to MLflow params: {"two_tower": {"epochs": 3}} -> {"two_tower.epochs": "3"}. None and
+    empty values are left out: a parameter that is not set says nothing and clutters the run's page."""
     flat: dict[str, str] = {}
     for key, value in params.items():
         name = f"{prefix}{metric_key(key)}"
-        if isinstance(value, Mapping) and value:
+        if value is None or (isinstance(value, (Mapping, list, tuple, str)) and not value):
+            continue
+        if isinstance(value, Mapping):
             flat.update(flatten_params(value, f"{name}."))
         else:
             flat[name] = str(value)[:_MAX_PARAM_LENGTH]
@@ -98,9 +103,12 @@ def log_run(tracking_uri: str, experiment: str, params: Mapping[str, Any], metri
 
 
 def register_bundle(tracking_uri: str, run_id: str, name: str, alias: str | None = None,
-                    artifact_path: str = BUNDLE_ARTIFACT_PATH, tags: Mapping[str, Any] | None = None) -> str:
+                    artifact_path: str = BUNDLE_ARTIFACT_PATH, tags: Mapping[str, Any] | None = None,
+                    model_uri: str | None = None) -> str:
     """Register the bundle logged by run `run_id` as a new version of model `name` (created when missing);
-    point `alias` at it when given. Returns the version (a string, as MLflow reports it)."""
+    point `alias` at it when given. The version's source is `model_uri` when given (the MLflow model of
+    recsys.registry.pyfunc: flavor and signature on the model page), else the run's bundle directory.
+    Returns the version (a string, as MLflow reports it)."""
     from mlflow.exceptions import MlflowException
 
     client = _client(tracking_uri)
@@ -108,8 +116,11 @@ def register_bundle(tracking_uri: str, run_id: str, name: str, alias: str | None
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name)
-    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
-    version = client.create_model_version(name, source=source, run_id=run_id,
+    source, model_id = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}", None
+    if model_uri:  # MLflow would resolve a models:/ source through the global tracking URI: pass its location
+        model_id = model_uri.removeprefix("models:/")
+        source = client.get_logged_model(model_id).artifact_location
+    version = client.create_model_version(name, source=source, run_id=run_id, model_id=model_id,
                                           tags={k: str(v) for k, v in (tags or {}).items()})
     if alias:
         client.set_registered_model_alias(name, alias, version.version)
@@ -138,8 +149,17 @@ def set_registered_model_tag(tracking_uri: str, name: str, key: str, value: Any)
 
 
 def resolve_alias(tracking_uri: str, name: str, alias: str) -> tuple[str, str]:
-    """(version, run_id) the alias points at; MlflowException when the model or alias is unknown."""
-    version = _client(tracking_uri).get_model_version_by_alias(name, alias)
+    """(version, run_id) the alias points at; ModelNotFound when the model or alias is unknown (other
+    MlflowExceptions, e.g. an unreachable server, pass through)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = _client(tracking_uri).get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        raise ModelNotFound(f"no version of model {name!r} has the alias {alias!r} in MLflow ({tracking_uri}); "
+                            "train and register one first: python run.py --pipeline train") from error
     return str(version.version), version.run_id
 
 

@@ -8,7 +8,10 @@ OOV / missing / padding, so unknown ids and values never fail, they fall back to
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
 import time
 from types import SimpleNamespace
 
@@ -158,12 +161,39 @@ def init_weights(config, specs, n_users: int, n_items: int) -> dict[str, np.ndar
 
 
 # --------------------------------------------------------------------------------------------- TF training
-def fit_tf(config, specs, examples, user_table, item_feats, sizes, evaluate, log):
+@contextlib.contextmanager
+def _native_logs_quiet():
+    """TensorFlow's native libraries log while they load ("Could not find cuda drivers", absl's "All log
+    messages before absl::InitializeLog()") through absl, which ignores TF_CPP_MIN_LOG_LEVEL at that point.
+    When that variable asks for no info logs (run.py sets it unless --verbose), hold file descriptor 2
+    during the import; what was written is shown if the import fails."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "1" or "tensorflow" in sys.modules:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def fit_tf(config, specs, examples, user_table, item_feats, sizes, evaluate, progress):
     """Train with TFRS in-batch softmax; after each epoch `evaluate(numpy weights)` gives the validation
-    recall used for early stopping. Returns (best weights, per-epoch history)."""
+    recall used for early stopping. `progress` (recsys.progress.Bar) advances per batch and writes one line
+    per epoch. Returns (best weights, per-epoch history)."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFRS needs Keras 2 (tf-keras)
-    import tensorflow as tf
-    import tensorflow_recommenders as tfrs
+    with _native_logs_quiet():
+        import tensorflow as tf
+        import tensorflow_recommenders as tfrs
 
     tf.keras.utils.set_random_seed(config.seed)
     try:
@@ -213,7 +243,13 @@ def fit_tf(config, specs, examples, user_table, item_feats, sizes, evaluate, log
     state = {"best": -1.0, "weights": None, "wait": 0, "t": time.time()}
     history = []
 
+    def log(msg):
+        progress.write(f"[two_tower] {msg}")
+
     class EarlyStop(tf.keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            progress.update()
+
         def on_epoch_end(self, epoch, logs=None):
             w = {k: v.numpy() for k, v in model.w.items()}
             rec = float(evaluate(w))

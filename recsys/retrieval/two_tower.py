@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.schema import ITEM_ID, TIMESTAMP, USER_ID
+from recsys.progress import Bar
 from recsys.retrieval import _towers as tw
 
 
@@ -227,9 +228,10 @@ def train_two_tower(train: pd.DataFrame, valid: pd.DataFrame | None, items: pd.D
         model.item_embeddings = tw.tower(tw.NP, weights, "item", specs["item"], config, cat_iid, item_feats)
         return model
 
-    weights, history = tw.fit_tf(config, specs, examples, user_table, item_feats,
-                                 (len(user_vocab), len(item_vocab)), lambda w: evaluate(refresh(w)),
-                                 lambda msg: _log(config, msg))
+    steps = -(-len(train) // config.batch_size)
+    with Bar(config.epochs * steps, "two-tower", "batch", enabled=bool(config.verbose)) as progress:
+        weights, history = tw.fit_tf(config, specs, examples, user_table, item_feats,
+                                     (len(user_vocab), len(item_vocab)), lambda w: evaluate(refresh(w)), progress)
     refresh(weights).history = history
     _log(config, f"done in {time.time() - t0:.1f}s; best val recall@{config.eval_k}="
                  f"{max([h['val_recall'] for h in history] or [float('nan')]):.4f}")

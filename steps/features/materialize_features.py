@@ -24,5 +24,6 @@ def materialize_features(feature_store: Dict[str, Any], end: Optional[str] = Non
     store = open_store(repo, feature_store["fs_yaml"])
     result = materialize(store, end_ts.to_pydatetime())
     push_state(repo, feature_store["fs_yaml"], which=("feast",))  # the online rows and the registry's intervals
-    logger.info("materialized %s into the %s online store", result, store.config.online_store.type)
+    logger.info("materialized %s (%s .. %s) into the %s online store", ", ".join(result["views"]),
+                result["start"][:10], result["end"][:10], store.config.online_store.type)
     return {**feature_store, "materialized": result}

@@ -16,6 +16,7 @@ from recsys.retrieval.two_tower import TwoTowerModel
 from recsys.training import candidate_recall, fit_candidate_generator
 from steps.materializers import InRunPickleMaterializer
 from steps.names import CANDIDATE_GENERATOR, CANDIDATE_RECALL
+from steps.tracking import record
 
 logger = get_logger(__name__)
 
@@ -34,5 +35,7 @@ def generate_candidates(train_interactions: pd.DataFrame, valid_interactions: pd
     generator = fit_candidate_generator(train_interactions, valid_interactions, items, users, two_tower,
                                         ann_index, params or {})
     recall = candidate_recall(generator, train_interactions, valid_interactions, recall_n)
-    logger.info("candidate recall on valid: %s", {k: round(v, 4) for k, v in recall.items()})
+    logger.info("candidate recall on valid: %s", ", ".join(f"{k.removeprefix('candidate_recall/')} {v:.3f}"
+                                                          for k, v in recall.items()))
+    record(step_metadata=recall, run_metadata={"candidate recall (union)": recall.get("candidate_recall/union")})
     return generator, recall

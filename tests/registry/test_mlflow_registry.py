@@ -26,8 +26,9 @@ def bundle(tmp_path):
 def test_names_and_params_are_made_acceptable_to_mlflow():
     assert reg.metric_key("recommender/ndcg@10") == "recommender/ndcg_at_10"
     assert reg.metric_key("a b+c") == "a b_c"
-    assert reg.flatten_params({"steps": {"load_data": {"params": {"n_users": 5}, "x": None}}, "empty": {}}) == {
-        "steps.load_data.params.n_users": "5", "steps.load_data.x": "None", "empty": "{}"}
+    assert reg.flatten_params({"steps": {"load_data": {"params": {"n_users": 5}, "x": None}}, "empty": {},
+                               "none": [], "zero": 0, "off": False}) == {
+        "steps.load_data.params.n_users": "5", "zero": "0", "off": "False"}  # unset values say nothing
     assert len(reg.flatten_params({"long": "x" * 10_000})["long"]) == 6000
 
 
@@ -65,11 +66,12 @@ def test_register_alias_rollback_and_download(tracking_uri, bundle, tmp_path):
 
 
 def test_unknown_model_or_alias_raises(tracking_uri, bundle):
-    from mlflow.exceptions import MlflowException
+    from recsys.errors import ModelNotFound, UserError
 
     reg.ensure_experiment(tracking_uri, "travel")
-    with pytest.raises(MlflowException):
+    with pytest.raises(ModelNotFound, match="no version of model 'nope' has the alias 'production'"):
         reg.resolve_alias(tracking_uri, "nope", "production")
     reg.register_bundle(tracking_uri, reg.log_run(tracking_uri, "travel", {}, {}, artifacts_dir=bundle), "m")
-    with pytest.raises(MlflowException):
+    with pytest.raises(ModelNotFound) as err:
         reg.resolve_alias(tracking_uri, "m", "production")
+    assert isinstance(err.value, (UserError, LookupError))  # run.py prints it plainly, exit 2

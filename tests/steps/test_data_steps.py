@@ -5,6 +5,7 @@ import pytest
 
 from recsys.data.validation import DataValidationError
 from steps.data import load_data, split_data, validate_data
+from tests.steps.images import png_images
 
 TINY = {"n_users": 40, "n_items": 20, "n_events": 800, "seed": 1}
 
@@ -14,8 +15,9 @@ def test_load_validate_split_synthetic():
     assert (len(interactions), len(items), len(users)) == (800, 20, 40)
     interactions, items, users = validate_data.entrypoint(interactions, items, users)
     assert str(interactions.timestamp.dtype) == "datetime64[ns, UTC]"
-    train, valid, test = split_data.entrypoint(interactions, "temporal_user", [0.8, 0.1, 0.1])
+    train, valid, test, summary = split_data.entrypoint(interactions, "temporal_user", [0.8, 0.1, 0.1])
     assert len(train) + len(valid) + len(test) == 800
+    assert png_images(summary, at_least=3) and "Event mix" in summary and "Split over time" in summary
     last_train = train.groupby("user_id").timestamp.max()
     first_test = test.groupby("user_id").timestamp.min()
     assert (last_train.reindex(first_test.index).dropna() <= first_test.reindex(last_train.index).dropna()).all()

@@ -97,3 +97,20 @@ def test_error_survives_pickling():
         validate_interactions(interactions(user_id=["u1", None, "u2", "u3"]))
     copy = pickle.loads(pickle.dumps(err.value))
     assert (copy.table, copy.column, copy.rows, str(copy)) == ("interactions", "user_id", [1], str(err.value))
+
+
+def test_every_problem_is_reported_at_once():
+    items = pd.DataFrame({"item_id": ["a", "b", "a"]})
+    raw = interactions(timestamp=["2025-01-01", "yesterday", "2025-01-02", "2025-01-03"],
+                       event_type=["view", "teleport", "click", "hover"], item_id=["a", "b", None, "zz"])
+    with pytest.raises(DataValidationError) as err:
+        validate_dataset(Dataset(raw.drop(columns="user_id"), items))
+    found = [(p.table, p.column, p.rows) for p in err.value.problems]
+    assert found == [("items", "item_id", (2,)), ("interactions", "user_id", ()), ("interactions", "item_id", (2,)),
+                     ("interactions", "timestamp", (1,)), ("interactions", "event_type", (1, 3)),
+                     ("interactions", "item_id", (3,))]  # row 2 has no id: missing, not "absent from items"
+    message = str(err.value)
+    assert message.startswith("6 problems in the data:") and "values ['teleport', 'hover']" in message
+    assert message.count("\n") == 6  # one line per problem
+    assert "1 row repeats an item_id" in message and "1 row names items that are absent" in message
+    assert (err.value.table, err.value.column, err.value.rows) == ("items", "item_id", [2])  # the first one
