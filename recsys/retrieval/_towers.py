@@ -260,8 +260,8 @@ def fit_tf(config, specs, examples, user_table, item_feats, sizes, evaluate, pro
                 state["wait"] += 1
             history.append({"epoch": epoch + 1, "loss": float(logs["epoch_loss"]), "val_recall": rec,
                             "seconds": round(time.time() - state["t"], 2)})
-            log(f"epoch {epoch + 1}/{config.epochs} loss={logs['epoch_loss']:.4f} "
-                f"val_recall@{config.eval_k}={rec:.4f}{' *' if improved else ''} ({history[-1]['seconds']}s)")
+            scored = f" val_recall@{config.eval_k}={rec:.4f}{' *' if improved else ''}" if rec == rec else ""
+            log(f"epoch {epoch + 1}/{config.epochs} loss={logs['epoch_loss']:.4f}{scored} ({history[-1]['seconds']}s)")
             state["t"] = time.time()
             if state["wait"] >= config.patience:
                 log(f"early stop: no improvement for {config.patience} epochs")

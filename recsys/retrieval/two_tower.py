@@ -233,8 +233,9 @@ def train_two_tower(train: pd.DataFrame, valid: pd.DataFrame | None, items: pd.D
         weights, history = tw.fit_tf(config, specs, examples, user_table, item_feats,
                                      (len(user_vocab), len(item_vocab)), lambda w: evaluate(refresh(w)), progress)
     refresh(weights).history = history
-    _log(config, f"done in {time.time() - t0:.1f}s; best val recall@{config.eval_k}="
-                 f"{max([h['val_recall'] for h in history] or [float('nan')]):.4f}")
+    scored = [h["val_recall"] for h in history if h["val_recall"] == h["val_recall"]]  # none: no valid data
+    _log(config, f"done in {time.time() - t0:.1f}s" + (f"; best val recall@{config.eval_k}={max(scored):.4f}"
+                                                        if scored else ""))
     return model
 
 
