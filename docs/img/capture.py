@@ -75,18 +75,25 @@ class Browser:
         time.sleep(wait)
 
     def click(self, text: str, wait: float) -> bool:
-        """Click the innermost visible element whose text is `text` (exact, then prefix)."""
-        found = self.evaluate(f"""(() => {{
+        """Click, with real mouse events, the innermost visible element whose text is `text` (exact, then
+        prefix)."""
+        box = self.evaluate(f"""(() => {{
             const want = {json.dumps(text)};
-            const all = [...document.querySelectorAll('button, a, [role=tab], [role=button], span, div, p, li')]
+            const all = [...document.querySelectorAll('button, a, [role=tab], [role=button], [role=treeitem], span, div, p, li')]
                 .filter(e => e.offsetParent !== null);
             const exact = all.filter(e => e.innerText && e.innerText.trim() === want);
             const pick = (exact.length ? exact : all.filter(e => e.innerText && e.innerText.trim().startsWith(want)))
                 .sort((a, b) => a.innerText.length - b.innerText.length)[0];
-            if (!pick) return false;
-            pick.scrollIntoView(); pick.click(); return true; }})()""")
+            if (!pick) return null;
+            pick.scrollIntoView({{block: 'center'}});
+            const r = pick.getBoundingClientRect();
+            return [r.left + r.width / 2, r.top + r.height / 2]; }})()""")
+        if box:
+            x, y = box
+            for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+                self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
         time.sleep(wait)
-        return bool(found)
+        return bool(box)
 
     def screenshot(self, out: Path, full_page: bool = False) -> None:
         params = {"format": "png"}
