@@ -3,10 +3,11 @@
 #   make test    the same plus the test requirements and the system packages the tests use (redis-server, a Java
 #                runtime for Spark), then the whole test suite; .ci/run calls it
 # A second run skips what is installed: each install leaves a stamp named after the hash of the requirements files,
-# so editing a pin reinstalls, nothing else does. PYTHON picks the interpreter (3.11, as the pins were resolved for);
+# so editing a pin reinstalls, nothing else does. PYTHON picks the interpreter (python3.11, as the pins were
+# resolved for; else python3);
 # PYTEST_ARGS passes options to pytest (e.g. make test PYTEST_ARGS='-m "not slow"').
 
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null || echo python3.11)
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
