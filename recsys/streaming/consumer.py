@@ -309,6 +309,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("feast").setLevel(logging.WARNING)  # "Registry cache expired, so refreshing" per read
     config = load_config(args.config)
     if args.create_topics:
         create_topics(config)
