@@ -7,7 +7,6 @@ exactly as a user runs it. Only the process this object started is ever signalle
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -40,7 +39,7 @@ class BentoServer:
     def start(self, timeout: float = 120.0) -> BentoServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        # Own process group: stop() signals bentoml's whole tree (its arbiter and workers), nothing else.
+        # Own session: nothing the test runner gets (e.g. Ctrl-C) reaches it; stop() signals its tree.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bentoml", "serve", self.service, "--host", "127.0.0.1",
              "--port", str(self.port), *self.args],
@@ -78,15 +77,52 @@ class BentoServer:
         root = psutil.Process(self.process.pid)
         return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
 
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
+    def tree(self) -> list:
+        """The arbiter and its workers (psutil processes). BentoML starts each worker in its own session, so
+        the arbiter's process group does not hold them: signals go to every process of the tree."""
+        import psutil
+
         try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            root = psutil.Process(self.process.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill(self) -> None:
+        """SIGKILL the arbiter and every worker at once (a crash of the whole service, as a pod kill)."""
+        import psutil
+
+        tree = self.tree()
+        for process in tree:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(tree, timeout=10)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        import psutil
+
+        if self.process is None:
+            return
+        tree = self.tree()
+        for process in tree:
+            try:
+                process.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(tree, timeout=20)
+        for process in alive:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=10)
+        try:
             self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
 
     def __enter__(self) -> BentoServer:
         return self.start()

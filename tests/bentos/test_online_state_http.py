@@ -126,8 +126,10 @@ def test_a_killed_service_restarted_applies_every_acknowledged_event(direct, bun
     deadline = time.monotonic() + 60
     while len(acked) < 15 and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.005)
-    os.killpg(server.process.pid, signal.SIGKILL)  # the arbiter and both workers, mid-stream
-    server.process.wait(timeout=10)
+    processes = server.tree()
+    assert len(processes) >= 3, "the arbiter and two workers"
+    server.kill()  # SIGKILL to the arbiter and both workers at once, mid-stream
+    assert not [p.pid for p in processes if p.is_running() and p.status() != "zombie"]
     stop.set()
     thread.join(timeout=30)
     assert 15 <= len(acked) < len(users), "the kill should land while events are still being sent"
