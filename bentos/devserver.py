@@ -25,6 +25,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _signal(processes: list, how: str, timeout: float) -> list:
+    """Call `how` (terminate | kill) on each psutil process, wait up to `timeout`; returns those still alive."""
+    import psutil
+
+    for process in processes:
+        try:
+            getattr(process, how)()
+        except psutil.NoSuchProcess:
+            pass
+    return psutil.wait_procs(processes, timeout=timeout)[1]
+
+
 class BentoServer:
     def __init__(self, env: dict[str, str | None], log_path: str | Path, service: str = SERVICE,
                  port: int | None = None, args: tuple[str, ...] = (), root: str | Path | None = None):
@@ -71,11 +83,8 @@ class BentoServer:
             return ""
 
     def pid_tree_rss(self) -> int:
-        """Resident memory (bytes) of the server's process group (arbiter + workers)."""
-        import psutil
-
-        root = psutil.Process(self.process.pid)
-        return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+        """Resident memory (bytes) of the server's processes (arbiter + workers)."""
+        return sum(p.memory_info().rss for p in self.tree())
 
     def tree(self) -> list:
         """The arbiter and its workers (psutil processes). BentoML starts each worker in its own session, so
@@ -90,35 +99,14 @@ class BentoServer:
 
     def kill(self) -> None:
         """SIGKILL the arbiter and every worker at once (a crash of the whole service, as a pod kill)."""
-        import psutil
-
-        tree = self.tree()
-        for process in tree:
-            try:
-                process.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(tree, timeout=10)
+        _signal(self.tree(), "kill", timeout=10)
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        import psutil
-
         if self.process is None:
             return
-        tree = self.tree()
-        for process in tree:
-            try:
-                process.terminate()
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(tree, timeout=20)
-        for process in alive:
-            try:
-                process.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=10)
+        alive = _signal(self.tree(), "terminate", timeout=20)
+        _signal(alive, "kill", timeout=10)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
