@@ -25,7 +25,9 @@ def _figure(width: float = 7.0, height: float = 3.2):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    return fig, fig.subplots()
+    ax = fig.subplots()
+    ax.spines[["top", "right"]].set_visible(False)  # every figure's frame: axes on the left and bottom only
+    return fig, ax
 
 
 def png(fig) -> bytes:
@@ -47,7 +49,6 @@ def _grouped_bars(ax, table: pd.DataFrame, value_format: str = "{:.3f}") -> None
             ax.bar_label(bars, labels=[value_format.format(v) for v in values], fontsize=7, padding=1)
     ax.set_xticks(x, [str(i) for i in table.index])
     ax.set_ylim(0, float(np.nanmax(table.to_numpy(dtype=float), initial=0)) * 1.3 or 1)  # room for the legend
-    ax.spines[["top", "right"]].set_visible(False)
 
 
 def metrics_vs_baselines(table: pd.DataFrame, metrics: Sequence[str] = HEADLINE):
@@ -71,7 +72,6 @@ def candidate_recall(recall: Mapping[str, float]):
     ax.set_xlim(0, 1)
     ax.set_xlabel("recall of the valid interactions within the candidates")
     ax.set_title("Candidate recall by source", fontsize=10)
-    ax.spines[["top", "right"]].set_visible(False)
     return fig
 
 
@@ -99,7 +99,6 @@ def score_distribution(scores: pd.DataFrame):
     ax.set_ylabel("density")
     ax.set_title("Score distribution of the top-k lists: hits vs misses", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
     return fig
 
 
@@ -112,7 +111,6 @@ def feature_importance(importance: pd.DataFrame, top: int = 15):
     ax.tick_params(axis="y", labelsize=8)
     ax.set_xlabel("share of the ranker's total gain")
     ax.set_title(f"Ranker feature importance (top {len(head)} of {len(importance)})", fontsize=10)
-    ax.spines[["top", "right"]].set_visible(False)
     return fig
 
 
@@ -130,7 +128,6 @@ def gate(checks: pd.DataFrame):
     ax.invert_yaxis()
     ax.set_xlim(0, float(np.nanmax(np.r_[checks.value, checks.threshold])) * 1.35 or 1)
     ax.set_title("Quality gate: the value (bar; green: passed) beside its bound (black tick)", fontsize=10)
-    ax.spines[["top", "right"]].set_visible(False)
     return fig
 
 
@@ -141,7 +138,6 @@ def event_mix(interactions: pd.DataFrame):
     ax.bar_label(bars, labels=[f"{v / counts.sum():.1%}" for v in counts], fontsize=8)
     ax.set_yscale("log")
     ax.set_title(f"Event mix ({counts.sum():,} events)", fontsize=10)
-    ax.spines[["top", "right"]].set_visible(False)
     return fig
 
 
@@ -159,7 +155,6 @@ def activity_long_tail(interactions: pd.DataFrame):
     ax.set_ylabel("events")
     ax.set_title("Activity long tail", fontsize=10)
     ax.legend(fontsize=7, frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
     return fig
 
 
@@ -176,6 +171,5 @@ def split_over_time(parts: Mapping[str, pd.DataFrame], freq: str = "W"):
     ax.set_ylabel("events per week")
     ax.set_title("The split over time", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
     fig.autofmt_xdate()
     return fig
