@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from recsys.features.definitions import EVENT_TIMESTAMP, PARTITION, USER_KEY, FeatureSpec
 from recsys.features.offline import finish, publish, staging_dir
-from recsys.features.sql import DAY_US, DUCKDB, ENTITY_VIEWS, RECENCY, FeatureSQL
+from recsys.features.sql import DAY_US, DUCKDB, ENTITY_VIEWS, RECENCY, FeatureSQL, snapshot_range
 
 DEFAULTS = {
     "threads": os.cpu_count() or 1,  # DuckDB's threads, and as many Parquet writers
@@ -106,15 +106,8 @@ def _load(con, interactions, items, spec: FeatureSpec, last_snapshot: int | None
     con.execute(f"CREATE OR REPLACE TEMP TABLE events AS {sql.events(sources['events_source'])}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE items AS {sql.items(sources['items_source'])}")
     duplicated = [row[0] for row in con.execute(sql.duplicate_items("items")).fetchall()]
-    if duplicated:
-        raise ValueError(f"items: item_id must be unique; repeated ids include {duplicated}")
     lo, hi, n = con.execute("SELECT MIN(day), MAX(day), COUNT(*) FROM events").fetchall()[0]
-    if not n:
-        raise ValueError("the feature job needs at least one interaction")
-    first, last = int(lo) + 1, (int(hi) + 1 if last_snapshot is None else int(last_snapshot))
-    if last < first:
-        raise ValueError(f"the last snapshot ({_date(last)}) is before the end of the first event's day "
-                         f"({_date(first)}): no snapshot to compute")
+    first, last = snapshot_range(duplicated, lo, hi, n, last_snapshot)
     return first, last, int(n)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from recsys.features.definitions import PARTITION, FeatureSpec
 from recsys.features.offline import finish, publish, staging_dir
-from recsys.features.sql import ENTITY_VIEWS, SPARK, FeatureSQL
+from recsys.features.sql import ENTITY_VIEWS, SPARK, FeatureSQL, snapshot_range
 
 # Settings the output depends on (UTC days, microsecond Parquet timestamps that DuckDB / Feast read); they
 # are SQL settings, so they also apply to a session that already exists.
@@ -70,15 +70,8 @@ def run_spark_job(spark, interactions, items, spec: FeatureSpec, out_dir: str | 
                           "events")
         items_view = register(spark.sql(first_sql.items(register(_as_spark(spark, items), "source_items"))), "items")
         duplicated = [row[0] for row in spark.sql(first_sql.duplicate_items(items_view)).collect()]
-        if duplicated:
-            raise ValueError(f"items: item_id must be unique; repeated ids include {duplicated}")
         lo, hi, n = spark.sql(f"SELECT MIN(day), MAX(day), COUNT(*) FROM {events}").first()
-        if not n:
-            raise ValueError("the feature job needs at least one interaction")
-        first, last = int(lo) + 1, (int(hi) + 1 if last_snapshot is None else int(last_snapshot))
-        if last < first:
-            raise ValueError(f"the last snapshot (day {last}) is before the end of the first event's day "
-                             f"(day {first}): no snapshot to compute")
+        first, last = snapshot_range(duplicated, lo, hi, n, last_snapshot)
         sql = FeatureSQL(spec, SPARK, last)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

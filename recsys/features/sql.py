@@ -30,6 +30,7 @@ statements compute exactly that without expanding events (or daily aggregates) p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Callable
 
 from recsys.features.definitions import (
@@ -286,6 +287,21 @@ class FeatureSQL:
 def _ratio(num: str, den: str) -> str:
     """num / den as a double, NULL when the denominator is 0."""
     return f"CASE WHEN {den} > 0 THEN CAST({num} AS DOUBLE) / CAST({den} AS DOUBLE) END"
+
+
+def snapshot_range(duplicated_items, lo, hi, n, last_snapshot: int | None) -> tuple[int, int]:
+    """The engines' input checks on what their queries returned (`duplicated_items`: repeated item ids;
+    `lo`, `hi`, `n`: the events' first and last day and count) and the (first, last) snapshot days."""
+    if duplicated_items:
+        raise ValueError(f"items: item_id must be unique; repeated ids include {list(duplicated_items)}")
+    if not n:
+        raise ValueError("the feature job needs at least one interaction")
+    first, last = int(lo) + 1, (int(hi) + 1 if last_snapshot is None else int(last_snapshot))
+    if last < first:
+        day = lambda d: str(date(1970, 1, 1) + timedelta(days=d))  # noqa: E731
+        raise ValueError(f"the last snapshot ({day(last)}) is before the end of the first event's day "
+                         f"({day(first)}): no snapshot to compute")
+    return first, last
 
 
 ENTITY_VIEWS = {USER_KEY: (USER_ACTIVITY, USER_AFFINITY), ITEM_KEY: (ITEM_POPULARITY,)}
