@@ -14,13 +14,20 @@ sys.path.insert(0, str(PROJECT_ROOT))
 import run  # noqa: E402
 
 
-def test_pipelines_not_built_yet_exit_2():
-    unbuilt = [name for name, entry in run.PIPELINES.items() if entry is None]
-    if not unbuilt:
-        pytest.skip("every pipeline in run.py's table is built")
-    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), "--pipeline", unbuilt[0]],
+def test_every_entry_names_a_pipeline_and_a_config_that_exist():
+    import importlib
+
+    for name, (module, function, config) in run.PIPELINES.items():
+        assert hasattr(importlib.import_module(module), function), name
+        assert (PROJECT_ROOT / config).is_file(), name
+    for name, (module, config) in run.PROCESSES.items():
+        assert callable(importlib.import_module(module).main) and (PROJECT_ROOT / config).is_file(), name
+
+
+def test_an_unknown_pipeline_exits_2_naming_the_choices():
+    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), "--pipeline", "nope"],
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "not built yet" in result.stderr
+    assert result.returncode == 2 and "invalid choice: 'nope'" in result.stderr and "train" in result.stderr
 
 
 def test_missing_config_file_exits_2(capsys):
