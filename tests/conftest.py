@@ -5,6 +5,7 @@ zenml-io/template-e2e-batch tests/conftest.py: its own global config, store and 
 with the project's `recsys-local` stack registered (state under <tmp>/data) and active.
 """
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -40,8 +41,12 @@ def tiny_recommender(tiny_dataset):
 
 @pytest.fixture(scope="session")
 def spark():
-    """One local SparkSession for the whole test session (starting one takes ~20 s on 2 cores)."""
+    """One local SparkSession for the whole test session (starting one takes ~20 s on 2 cores). py4j's INFO
+    lines at interpreter exit would hit pytest's closed capture stream ("--- Logging error ---"), as run.py
+    keeps it at WARNING (cli/output.py) the tests do too."""
     from recsys.features.spark_job import spark_session
+
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
     session = spark_session("local[2]", "recsys-tests", {"spark.sql.shuffle.partitions": 4,
                                                          "spark.ui.showConsoleProgress": "false",

@@ -3,14 +3,9 @@
 It runs recsys.features.sql's statements (the ones recsys.features.spark_job runs on Spark) and writes the
 same tables. Users and items are split into buckets by a hash of their id, and each bucket is computed on
 its own, so memory follows the bucket (`events_per_bucket`), not the log; DuckDB spills to
-`temp_directory` beyond `memory_limit`. A bucket's segments come back as Arrow, are expanded into their
-snapshot rows in date order (a gather by index) and written as one Parquet file per date and bucket:
+`temp_directory` beyond `memory_limit`. A bucket's segments come back as Arrow and
+recsys.features.snapshots expands them into their snapshot rows, one Parquet file per date and bucket:
 `<view>/date=YYYY-MM-DD/part-<bucket>.parquet`, the layout the Feast repo's file sources read.
-
-Hand-written: that expansion and the per-date writer (numpy indices, Arrow `take`, pyarrow's Parquet
-writer). DuckDB's own `unnest(generate_series(...))` + `COPY ... PARTITION_BY (date)` does the same in
-SQL, but its partitioned writer took ~2x the CPU of a plain Parquet write here (docs/features.md), and
-per-date files need the rows in date order, which a SQL sort of the wide rows costs again.
 
     run_duckdb_job(interactions, items, spec, "data/features", settings={"memory_limit": "2GB"})
 """
@@ -26,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from recsys.features.definitions import EVENT_TIMESTAMP, PARTITION, USER_KEY, FeatureSpec
+from recsys.features.definitions import FeatureSpec
 from recsys.features.offline import finish, publish, staging_dir
-from recsys.features.sql import DAY_US, DUCKDB, ENTITY_VIEWS, RECENCY, FeatureSQL, snapshot_range
+from recsys.features.snapshots import file_schema, write_snapshots
+from recsys.features.sql import DAY_US, DUCKDB, ENTITY_VIEWS, FeatureSQL, snapshot_range
 
 DEFAULTS = {
     "threads": os.cpu_count() or 1,  # DuckDB's threads, and as many Parquet writers
@@ -82,7 +77,8 @@ def run_duckdb_job(interactions, items, spec: FeatureSpec, out_dir: str | Path, 
                 for bucket in range(buckets):
                     segments = _segments(con, sql, entity, views, buckets, bucket)
                     for view in views:
-                        rows[view] += _write_rows(con, sql, spec, view, segments, staged[view], bucket, writers)
+                        rows[view] += write_snapshots(segments, *file_schema(spec, view), staged[view],
+                                                      str(bucket), writers)
         for view, path in staged.items():
             publish(out_dir, view, path)
         finish(out_dir, spec)
@@ -121,52 +117,3 @@ def _segments(con, sql: FeatureSQL, entity: str, views, buckets: int, bucket: in
     windows = f"({sql.windows(entity, 'prefix', 'lookups')}) w"
     return con.sql(sql.features(views, windows)).to_arrow_table()
 
-
-def _write_rows(con, sql: FeatureSQL, spec: FeatureSpec, view: str, segments: pa.Table, staged: Path, bucket: int,
-                writers: ThreadPoolExecutor) -> int:
-    """Expand each segment [pos, end_] into its snapshot rows, in date order, and write one file per date."""
-    if segments.num_rows == 0:
-        return 0
-    pos = segments["pos"].to_numpy().astype(np.int64)
-    lengths = segments["end_"].to_numpy().astype(np.int64) - pos + 1
-    segment = np.repeat(np.arange(len(pos)), lengths)
-    day = pos[segment] + np.arange(len(segment)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    order = np.argsort(day, kind="stable")  # date-major; within a date, the segments' order
-    segment, day = segment[order], day[order]
-    schema = spec.arrow_schema(view)
-    schema = schema.remove(schema.get_field_index(PARTITION))  # the partition is the directory
-    entity = schema.field(0).name
-    recency = next((name for name in spec.names(view) if name.endswith(RECENCY)), None)
-    if recency:  # the one column that varies within a segment: DuckDB evaluates sql.recency per row
-        last_us = segments["last_us"].combine_chunks().take(pa.array(segment))
-        con.register("snapshot_rows", pa.table({"T": day, "last_us": last_us}))
-        values = con.sql(f"SELECT {sql.recency('T', 'last_us')} AS r FROM snapshot_rows").to_arrow_table()["r"]
-        values = values.combine_chunks()
-        con.unregister("snapshot_rows")
-    # Dictionaries for ids and counts; not for floats and float lists, where they cost ~40% of the write's CPU
-    # for ~25% smaller files (measured on the benchmark's data).
-    dictionary = [f.name for f in schema if not (pa.types.is_floating(f.type) or pa.types.is_list(f.type))]
-    # One chunk per column, in the schema's types, before the many per-date takes.
-    stored = [field for field in schema if field.name not in (EVENT_TIMESTAMP, recency)]
-    base = pa.table({field.name: segments["k" if field.name == entity else field.name].combine_chunks()
-                     .cast(field.type) for field in stored})
-
-    def write(snapshot: int, lo: int, hi: int) -> None:
-        part = base.take(pa.array(segment[lo:hi]))
-        stamps = pa.array(np.full(hi - lo, snapshot * DAY_US), pa.int64()).cast(schema.field(EVENT_TIMESTAMP).type)
-        part = part.add_column(1, schema.field(EVENT_TIMESTAMP), stamps)
-        if recency:
-            part = part.add_column(schema.get_field_index(recency), schema.field(recency), values.slice(lo, hi - lo))
-        folder = staged / f"{PARTITION}={_date(snapshot)}"
-        folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(part, folder / f"part-{bucket}.parquet", use_dictionary=dictionary)
-
-    days, starts = np.unique(day, return_index=True)
-    ends = [*starts[1:], len(day)]
-    for future in [writers.submit(write, int(d), int(lo), int(hi)) for d, lo, hi in zip(days, starts, ends)]:
-        future.result()
-    return len(day)
-
-
-def _date(day: int) -> str:
-    return pd.Timestamp(day * DAY_US, unit="us", tz="UTC").strftime("%Y-%m-%d")

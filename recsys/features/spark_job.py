@@ -4,6 +4,9 @@
 k8s://...) with no code change; the output directory must then be one the executors can write and the Feast
 offline store can read (RECSYS_FEATURES_DIR). It runs recsys.features.sql's statements, the ones the DuckDB
 engine (recsys.features.batch) runs, as Spark SQL temp views; a parity test holds the two to the same tables.
+Each task then hands its segments to recsys.features.snapshots as Arrow (`mapInArrow`), which writes their
+snapshot rows with pyarrow: Spark's own Parquet writer took ~2.5x as long on the float lists. Executors
+need numpy and pyarrow (PySpark's Arrow support), not the project: that module travels by value.
 
     spark = spark_session("local[*]")
     run_spark_job(spark, interactions, items, spec, "data/features")
@@ -11,25 +14,37 @@ engine (recsys.features.batch) runs, as Spark SQL temp views; a parity test hold
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 from pathlib import Path
 
-from recsys.features.definitions import PARTITION, FeatureSpec
+from recsys.features import snapshots
+from recsys.features.definitions import FeatureSpec
 from recsys.features.offline import finish, publish, staging_dir
+from recsys.features.snapshots import file_schema
 from recsys.features.sql import ENTITY_VIEWS, SPARK, FeatureSQL, snapshot_range
 
 # Settings the output depends on (UTC days, microsecond Parquet timestamps that DuckDB / Feast read); they
 # are SQL settings, so they also apply to a session that already exists.
 REQUIRED_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
-DEFAULT_CONF = {"spark.ui.enabled": "false", "spark.sql.execution.arrow.pyspark.enabled": "true"}
-# Set for the job's duration and restored after: a task keeps a writer open per date it writes instead of
-# sorting its rows by date first (~10% of the job's CPU here); beyond that many dates it sorts again.
-JOB_CONF = {"spark.sql.maxConcurrentOutputFiles": "256"}
+# HotSpot leaves methods over 8,000 bytes of bytecode to the interpreter; Spark's generated code for the
+# window's ~100 running sums is such a method: compiling it halves their time (JVM options apply when the
+# session starts).
+JIT = "-XX:-DontCompileHugeMethods"
+DEFAULT_CONF = {"spark.ui.enabled": "false", "spark.sql.execution.arrow.pyspark.enabled": "true",
+                "spark.driver.extraJavaOptions": JIT, "spark.executor.extraJavaOptions": JIT}
+SEGMENTS_PER_FILE = 1_000_000  # a task writes its segments' rows in files of at most this many segments
 
 
 def spark_session(master: str = "local[*]", app_name: str = "recsys-features", conf: dict | None = None):
-    """A SparkSession on `master` (or the running one: Spark allows one per process)."""
+    """A SparkSession on `master` (or the running one: Spark allows one per process). In local mode the
+    Python workers run this interpreter (PySpark's default is whatever `python3` is on PATH, which need not
+    have pyarrow) unless PYSPARK_PYTHON says otherwise; on a cluster, set PYSPARK_PYTHON for the executors."""
     from pyspark.sql import SparkSession
+
+    if master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in {**DEFAULT_CONF, **(conf or {}), **REQUIRED_CONF}.items():
@@ -48,9 +63,6 @@ def run_spark_job(spark, interactions, items, spec: FeatureSpec, out_dir: str | 
     from pyspark import StorageLevel
 
     for key, value in REQUIRED_CONF.items():
-        spark.conf.set(key, value)
-    saved = {key: spark.conf.get(key, None) for key in JOB_CONF}
-    for key, value in JOB_CONF.items():
         spark.conf.set(key, value)
     name = f"recsys_features_{uuid.uuid4().hex[:8]}"  # temp views of this run only
     views = lambda *parts: "_".join((name, *parts))  # noqa: E731
@@ -75,23 +87,42 @@ def run_spark_job(spark, interactions, items, spec: FeatureSpec, out_dir: str | 
         sql = FeatureSQL(spec, SPARK, last)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        rows = {}
         for entity, entity_views in ENTITY_VIEWS.items():
             daily = register(spark.sql(sql.daily(entity, events, items_view)), entity, "daily", persist=True)
             for view in entity_views:
                 windows = register(spark.sql(sql.running_windows(entity, daily, [view])), view, "windows")
-                features = register(spark.sql(sql.features([view], windows)), view, "features")
                 staged = staging_dir(out_dir, view)
-                spark.sql(sql.rows(view, features)).write.mode("overwrite").partitionBy(PARTITION).parquet(str(staged))
+                rows[view] = _write(spark.sql(sql.features([view], windows)), *file_schema(spec, view), staged)
                 publish(out_dir, view, staged)
         finish(out_dir, spec)
-        return {"first_snapshot": first, "last_snapshot": last}
+        return {"rows": rows, "first_snapshot": first, "last_snapshot": last}
     finally:
         for frame in cached:  # the session may be someone else's: free only what this job made
             frame.unpersist()
         for view in registered:
             spark.catalog.dropTempView(view)
-        for key, value in saved.items():
-            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+
+
+def _write(segments, schema, recency, folder: Path) -> int:
+    """Every task writes its segments' snapshot rows under `folder` (files part-<task>-<chunk>: a retried
+    task rewrites the same files); returns the rows written."""
+    import pyarrow as pa
+    from pyspark import cloudpickle
+    from pyspark.sql import functions as F
+
+    cloudpickle.register_pickle_by_value(snapshots)
+    folder = str(folder)
+
+    def write_task(batches):
+        from pyspark import TaskContext
+
+        task, rows = TaskContext.get().partitionId(), 0
+        for chunk, table in enumerate(snapshots.tables(batches, SEGMENTS_PER_FILE)):
+            rows += snapshots.write_snapshots(table, schema, recency, folder, f"{task:05d}-{chunk:03d}")
+        yield pa.RecordBatch.from_pydict({"rows": [rows]})
+
+    return int(segments.mapInArrow(write_task, "rows long").agg(F.sum("rows")).first()[0] or 0)
 
 
 def _as_spark(spark, data):

@@ -21,8 +21,8 @@ statements compute exactly that without expanding events (or daily aggregates) p
    Integers are exact either way; float sums (the price's) differ from a direct sum by rounding only.
    Segments whose longest window holds no event are dropped: those snapshots have no row.
 3. `features(views)`: the views' columns per segment in the spec's names and dtypes (counts, ratios,
-   means, shares as float32 lists); `rows(view)` expands a segment into its snapshots T = pos .. end and
-   adds what depends on T (event_timestamp, recency `recency(T, last_us)`, date).
+   means, shares as float32 lists). recsys.features.snapshots expands a segment into its snapshots
+   T = pos .. end and adds what depends on T (event_timestamp, recency, the date partition).
 
 `Dialect` spells the handful of functions the two engines name differently.
 """
@@ -34,10 +34,8 @@ from datetime import date, timedelta
 from typing import Callable
 
 from recsys.features.definitions import (
-    EVENT_TIMESTAMP,
     ITEM_KEY,
     ITEM_POPULARITY,
-    PARTITION,
     SNAPSHOT_SECONDS,
     USER_ACTIVITY,
     USER_AFFINITY,
@@ -62,9 +60,6 @@ class Dialect:
     explode: str  # a list -> one row per element
     contains: str  # list membership
     split_trim: Callable[[str], str]  # "a|b" -> list of trimmed values
-    timestamp_us: str  # microseconds since the epoch -> UTC timestamp
-    date_string: Callable[[str], str]  # a day number -> 'YYYY-MM-DD'
-    day_range: Callable[[str, str], str]  # rows a..b (inclusive) of one column
 
 
 DUCKDB = Dialect(
@@ -75,9 +70,6 @@ DUCKDB = Dialect(
     floor_div=lambda a, b: f"((({a}) - ((({a}) % {b}) + {b}) % {b}) // {b})",
     array="list_value", explode="unnest", contains="list_contains",
     split_trim=lambda column: f"list_transform(string_split(CAST({column} AS STRING), '|'), lambda v: trim(v))",
-    timestamp_us="make_timestamptz",
-    date_string=lambda day: f"CAST(DATE '1970-01-01' + CAST({day} AS INTEGER) AS STRING)",
-    day_range=lambda a, b: f"unnest(generate_series({a}, {b}))",
 )
 
 SPARK = Dialect(
@@ -88,9 +80,6 @@ SPARK = Dialect(
     floor_div=lambda a, b: f"((({a}) - pmod({a}, {b})) div {b})",
     array="array", explode="explode", contains="array_contains",
     split_trim=lambda column: f"transform(split(CAST({column} AS STRING), '[|]'), v -> trim(v))",
-    timestamp_us="timestamp_micros",
-    date_string=lambda day: f"CAST(date_from_unix_date(CAST({day} AS INT)) AS STRING)",
-    day_range=lambda a, b: f"explode(sequence({a}, {b}))",
 )
 
 
@@ -99,7 +88,8 @@ class FeatureSQL:
 
     Each method returns a SELECT over named relations (the previous stages' tables or views), so an engine
     runs them as temp tables (DuckDB) or temp views (Spark) in this order:
-    events, items -> daily(entity) -> prefix -> segments -> lookups -> windows -> features(view) -> rows(view).
+    events, items -> daily(entity) -> prefix -> segments -> lookups -> windows -> features(view)
+    (Spark: daily -> running_windows -> features).
     """
 
     def __init__(self, spec: FeatureSpec, dialect: Dialect, last_snapshot: int):
@@ -265,20 +255,6 @@ class FeatureSQL:
             exprs = self.feature_exprs(view)
             columns += [f"{exprs[name]} AS {self.d.ident(name)}" for name in self.spec.names(view) if name in exprs]
         return f"SELECT {', '.join(['k', 'pos', 'end_', 'last_us', *columns])} FROM {windows}"
-
-    def recency(self, day: str, last_us: str) -> str:
-        return f"CAST({day} * {DAY_US} - {last_us} AS DOUBLE) / {float(DAY_US)}"
-
-    def rows(self, view: str, features: str) -> str:
-        """A segment's snapshots, one row each, with the view's columns in the spec's order (partition last)."""
-        entity = USER_KEY if view in (USER_ACTIVITY, USER_AFFINITY) else ITEM_KEY
-        columns = [f"k AS {self.d.ident(entity)}", f"{self.d.timestamp_us}(T * {DAY_US}) AS {EVENT_TIMESTAMP}"]
-        for name in self.spec.names(view):
-            value = self.recency("T", "last_us") if name.endswith(RECENCY) else self.d.ident(name)
-            columns.append(f"{value} AS {self.d.ident(name)}")
-        columns.append(f"{self.d.date_string('T')} AS {PARTITION}")
-        expanded = f"SELECT *, {self.d.day_range('pos', 'end_')} AS T FROM {features}"
-        return f"SELECT {', '.join(columns)} FROM ({expanded}) x"
 
     def _col(self, name: str) -> str:
         return self.d.ident(name)

@@ -22,15 +22,19 @@ def both_engines(spark, interactions, items, spec, tmp_path, last=None):
     spec = spec.resolve(interactions, items)
     duck = run_duckdb_job(interactions, items, spec, tmp_path / "duckdb", last)
     spark_summary = run_spark_job(spark, interactions, items, spec, tmp_path / "spark", last)
-    assert {k: duck[k] for k in spark_summary} == spark_summary  # first and last snapshot
+    assert {k: duck[k] for k in spark_summary} == spark_summary  # rows per view, first and last snapshot
     return {view: (read_view(tmp_path / "duckdb", view), read_view(tmp_path / "spark", view)) for view in BATCH_VIEWS}
 
 
-def test_same_tables_from_both_engines(spark, tmp_path):
+def test_same_tables_from_both_engines(spark, tmp_path, monkeypatch):
     """One run over the hand-made log (midnight events, multi-valued and missing attributes, missing prices),
     a random edge-case log (items absent from the items table, non-numeric prices, a user idle for 60 days, a
-    single-event user and item) and three weeks of synthetic traffic: one Spark job, as each costs seconds."""
+    single-event user and item) and three weeks of synthetic traffic: one Spark job, as each costs seconds.
+    Spark's tasks write their rows in several files each (a small SEGMENTS_PER_FILE), as on large data."""
     from recsys.data.loader import load_dataset
+    from recsys.features import spark_job
+
+    monkeypatch.setattr(spark_job, "SEGMENTS_PER_FILE", 40)
 
     ds = load_dataset("synthetic", {"n_users": 60, "n_items": 30, "n_events": 1500, "seed": 3, "days": 21})
     hand_events, hand_items = hand_log()
@@ -44,6 +48,7 @@ def test_same_tables_from_both_engines(spark, tmp_path):
     assert tables["user_affinity_daily"][0].user_id.isin(["u1", "u2", "e-u0", "e-u_single"]).sum() > 60
     for view, (ours, theirs) in tables.items():
         assert_same(view, ours, theirs)
+    assert any(path.name.endswith("-001.parquet") for path in (tmp_path / "spark").glob("*/*/*.parquet"))
     for view in BATCH_VIEWS:  # the files themselves: the spec's Arrow types (list field names aside)
         schema = FeatureSpec.read(tmp_path / "spark").arrow_schema(view)
         stored = schema.remove(schema.get_field_index(PARTITION))
