@@ -29,6 +29,8 @@ ENVIRONMENT = {
     "MLFLOW_LOGGING_LEVEL": "WARNING",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # "Downloading artifacts" bars when a model is logged
     "ZENML_ENABLE_RICH_TRACEBACK": "false",  # run.py prints a failing step's error itself (--debug: traceback)
+    # Spark's JVM logging: errors only (its start-up notices, hostname and task-size warnings otherwise).
+    "SPARK_CONF_DIR": str(PROJECT / "cli" / "spark"),
 }
 
 # logger -> level. INFO chatter that repeats or advertises; step boundaries ("Step x has started/finished")
