@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from recsys.features.definitions import FeatureSpec
-from recsys.features.offline import finish, publish, staging_dir
+from recsys.features.offline import clear_leftovers, finish, publish, staging_dir
 from recsys.features.snapshots import file_schema, write_snapshots
 from recsys.features.sql import DAY_US, DUCKDB, ENTITY_VIEWS, FeatureSQL, snapshot_range
 
@@ -59,6 +59,7 @@ def run_duckdb_job(interactions, items, spec: FeatureSpec, out_dir: str | Path, 
     settings = {**DEFAULTS, **(settings or {})}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    clear_leftovers(out_dir)
     scratch = Path(settings["temp_directory"] or tempfile.mkdtemp(prefix=".duckdb-", dir=out_dir))
     con = duckdb.connect()
     try:

@@ -8,7 +8,8 @@ sources read:
     user_counters_realtime.parquet             push views' batch sources: empty until something logs there
 
 A run replaces a view's whole dataset (a full recompute): it writes beside the old one and swaps the
-directories, so a reader sees the old or the new tables, never a half-written mix of partitions.
+directories, so a reader sees the old or the new tables, never a half-written mix of partitions. One job
+writes a directory at a time: a run starts by removing what a killed run left there (`clear_leftovers`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from recsys.features.definitions import BATCH_VIEWS, ENTITY_OF, EVENT_TIMESTAMP, PARTITION, PUSH_VIEWS, FeatureSpec
+
+
+LEFTOVERS = (".*.tmp", ".*.old", ".duckdb-*")  # staged views, swapped-out views, DuckDB's scratch space
+
+
+def clear_leftovers(out_dir: str | Path) -> list[Path]:
+    """Remove the hidden directories an interrupted run leaves in `out_dir` (a killed job never reaches its
+    clean-up: at 10M events a staged view is GBs); returns what was removed."""
+    removed = [path for pattern in LEFTOVERS for path in Path(out_dir).glob(pattern) if path.is_dir()]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
 
 
 def staging_dir(out_dir: Path, view: str) -> Path:

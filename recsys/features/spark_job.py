@@ -21,7 +21,7 @@ from pathlib import Path
 
 from recsys.features import snapshots
 from recsys.features.definitions import FeatureSpec
-from recsys.features.offline import finish, publish, staging_dir
+from recsys.features.offline import clear_leftovers, finish, publish, staging_dir
 from recsys.features.snapshots import file_schema
 from recsys.features.sql import ENTITY_VIEWS, SPARK, FeatureSQL, snapshot_range
 
@@ -87,6 +87,7 @@ def run_spark_job(spark, interactions, items, spec: FeatureSpec, out_dir: str | 
         sql = FeatureSQL(spec, SPARK, last)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        clear_leftovers(out_dir)
         rows = {}
         for entity, entity_views in ENTITY_VIEWS.items():
             daily = register(spark.sql(sql.daily(entity, events, items_view)), entity, "daily", persist=True)

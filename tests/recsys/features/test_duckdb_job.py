@@ -108,3 +108,18 @@ def test_layout_and_schema(tmp_path):
         dataset = ds.dataset(tmp_path / view, format="parquet", partitioning="hive")
         assert dataset.to_table().num_rows == len(read_view(tmp_path, view))
         assert read_view(tmp_path, view).groupby([ENTITY_OF[view], EVENT_TIMESTAMP]).size().max() == 1
+
+
+def test_a_run_clears_what_a_killed_run_left(tmp_path):
+    """A killed run leaves its staged view (.<view>.<id>.tmp), a swapped-out one (.old) and DuckDB's scratch
+    directory; the next run removes them and writes the views as usual."""
+    interactions, items = edge_case_log(4)
+    spec = FeatureSpec().resolve(interactions, items)
+    leftovers = [tmp_path / ".user_activity_daily.0badc0de.tmp" / "date=2025-01-01", tmp_path / ".duckdb-x1" / "tmp",
+                 tmp_path / ".item_popularity_daily.0badc0de.old"]
+    for path in leftovers:
+        path.mkdir(parents=True)
+        (path / "part-0.parquet").write_bytes(b"half-written")
+    run_duckdb_job(interactions, items, spec, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert all(len(read_view(tmp_path, view)) for view in ("user_activity_daily", "item_popularity_daily"))
