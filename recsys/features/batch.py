@@ -12,9 +12,11 @@ recsys.features.snapshots expands them into their snapshot rows, one Parquet fil
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from recsys.features.offline import clear_leftovers, finish, publish, staging_di
 from recsys.features.snapshots import file_schema, write_snapshots
 from recsys.features.sql import DAY_US, DUCKDB, ENTITY_VIEWS, FeatureSQL, snapshot_range
 
+log = logging.getLogger(__name__)
 DEFAULTS = {
     "threads": os.cpu_count() or 1,  # DuckDB's threads, and as many Parquet writers
     "memory_limit": "2GB",  # DuckDB's buffer pool; it spills to temp_directory beyond this
@@ -56,7 +59,7 @@ def run_duckdb_job(interactions, items, spec: FeatureSpec, out_dir: str | Path, 
     "last_snapshot": day, "buckets": n} (days since the epoch)."""
     import duckdb
 
-    settings = {**DEFAULTS, **(settings or {})}
+    settings, start = {**DEFAULTS, **(settings or {})}, time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_leftovers(out_dir)
@@ -80,6 +83,9 @@ def run_duckdb_job(interactions, items, spec: FeatureSpec, out_dir: str | Path, 
                     for view in views:
                         rows[view] += write_snapshots(segments, *file_schema(spec, view), staged[view],
                                                       str(bucket), writers)
+                    if buckets > 1:  # a long job shows where it is
+                        log.info("feature job (duckdb): %s bucket %d/%d written (%.0f s)", entity, bucket + 1,
+                                 buckets, time.perf_counter() - start)
         for view, path in staged.items():
             publish(out_dir, view, path)
         finish(out_dir, spec)

@@ -14,8 +14,10 @@ need numpy and pyarrow (PySpark's Arrow support), not the project: that module t
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from recsys.features.offline import clear_leftovers, finish, publish, staging_di
 from recsys.features.snapshots import file_schema
 from recsys.features.sql import ENTITY_VIEWS, SPARK, FeatureSQL, snapshot_range
 
+log = logging.getLogger(__name__)
 # Settings the output depends on (UTC days, microsecond Parquet timestamps that DuckDB / Feast read); they
 # are SQL settings, so they also apply to a session that already exists.
 REQUIRED_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
@@ -62,6 +65,7 @@ def run_spark_job(spark, interactions, items, spec: FeatureSpec, out_dir: str | 
     "first_snapshot": day, "last_snapshot": day} (days since the epoch)."""
     from pyspark import StorageLevel
 
+    start = time.perf_counter()
     for key, value in REQUIRED_CONF.items():
         spark.conf.set(key, value)
     name = f"recsys_features_{uuid.uuid4().hex[:8]}"  # temp views of this run only
@@ -96,6 +100,8 @@ def run_spark_job(spark, interactions, items, spec: FeatureSpec, out_dir: str | 
                 staged = staging_dir(out_dir, view)
                 rows[view] = _write(spark.sql(sql.features([view], windows)), *file_schema(spec, view), staged)
                 publish(out_dir, view, staged)
+                log.info("feature job (spark): %s, %s rows (%.0f s)", view, f"{rows[view]:,}",
+                         time.perf_counter() - start)
         finish(out_dir, spec)
         return {"rows": rows, "first_snapshot": first, "last_snapshot": last}
     finally:
