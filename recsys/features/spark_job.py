@@ -118,15 +118,18 @@ def _write(segments, schema, recency, folder: Path) -> int:
     from pyspark import cloudpickle
     from pyspark.sql import functions as F
 
+    # The task below refers to the module's functions, not to the module (whose namespace holds project
+    # imports): pickled by value, they carry only what they use.
     cloudpickle.register_pickle_by_value(snapshots)
-    folder = str(folder)
+    tables, write_snapshots = snapshots.tables, snapshots.write_snapshots
+    per_file, folder = SEGMENTS_PER_FILE, str(folder)
 
     def write_task(batches):
         from pyspark import TaskContext
 
         task, rows = TaskContext.get().partitionId(), 0
-        for chunk, table in enumerate(snapshots.tables(batches, SEGMENTS_PER_FILE)):
-            rows += snapshots.write_snapshots(table, schema, recency, folder, f"{task:05d}-{chunk:03d}")
+        for chunk, table in enumerate(tables(batches, per_file)):
+            rows += write_snapshots(table, schema, recency, folder, f"{task:05d}-{chunk:03d}")
         yield pa.RecordBatch.from_pydict({"rows": [rows]})
 
     return int(segments.mapInArrow(write_task, "rows long").agg(F.sum("rows")).first()[0] or 0)

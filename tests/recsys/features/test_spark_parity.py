@@ -2,6 +2,12 @@
 and values (integers and float32 lists exactly; doubles to 1e-12 relative, as float sums depend on order).
 Both run recsys.features.sql; test_duckdb_job.py holds that SQL to a brute-force reference."""
 
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -67,3 +73,26 @@ def test_a_single_event_with_absent_types(spark, tmp_path):
     for view, (ours, theirs) in both_engines(spark, interactions, items, FeatureSpec(), tmp_path, last).items():
         assert len(ours) == 30
         assert_same(view, ours, theirs)
+
+
+def test_executors_need_numpy_and_pyarrow_not_the_project(tmp_path):
+    """The tasks' writer travels by value: a job whose driver imports the project from a path its Python
+    workers do not have (no PYTHONPATH, another working directory) still writes every view."""
+    project = Path(__file__).resolve().parents[3]
+    code = f"""
+import sys
+sys.path.insert(0, {str(project)!r})
+from recsys.data.loader import load_dataset
+from recsys.features.definitions import FeatureSpec
+from recsys.features.spark_job import run_spark_job, spark_session
+ds = load_dataset("synthetic", {{"n_users": 30, "n_items": 20, "n_events": 400, "seed": 1, "days": 10}})
+spec = FeatureSpec().resolve(ds.interactions, ds.items)
+spark = spark_session("local[1]", "no-project", {{"spark.sql.shuffle.partitions": 2}})
+print(run_spark_job(spark, ds.interactions, ds.items, spec, {str(tmp_path / "out")!r})["rows"])
+"""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = ast.literal_eval(result.stdout.strip().splitlines()[-1])
+    assert set(rows) == set(BATCH_VIEWS) and all(rows.values())
