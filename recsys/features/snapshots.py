@@ -11,8 +11,8 @@ Hand-written: the expansion and the per-date writer. The engines' own SQL (`expl
 `unnest(generate_series(...))`, then a partitioned write) does the same, but took ~2x the CPU on DuckDB
 and ~2.5x the wall time on Spark here, whose Parquet writer is slow on float lists (docs/features.md).
 
-Its functions use only numpy, pyarrow and constants: Spark ships this module to the executors by value, so
-they need no copy of the project.
+`write_snapshots` and `tables` use only numpy, pyarrow and constants: Spark ships them to the executors by
+value, so those need no copy of the project (`file_schema`, run on the driver, reads the FeatureSpec).
 """
 
 from __future__ import annotations
