@@ -75,14 +75,13 @@ def run_duckdb_job(interactions, items, spec: FeatureSpec, out_dir: str | Path, 
         sql = FeatureSQL(spec, DUCKDB, last)
         buckets = max(1, -(-n_events // int(settings["events_per_bucket"])))
         staged = {view: staging_dir(out_dir, view) for views in ENTITY_VIEWS.values() for view in views}
-        rows = dict.fromkeys(staged, 0)
+        schemas, rows = {view: file_schema(spec, view) for view in staged}, dict.fromkeys(staged, 0)
         with ThreadPoolExecutor(max_workers=int(settings["threads"])) as writers:
             for entity, views in ENTITY_VIEWS.items():
                 for bucket in range(buckets):
                     segments = _segments(con, sql, entity, views, buckets, bucket)
                     for view in views:
-                        rows[view] += write_snapshots(segments, *file_schema(spec, view), staged[view],
-                                                      str(bucket), writers)
+                        rows[view] += write_snapshots(segments, *schemas[view], staged[view], str(bucket), writers)
                     if buckets > 1:  # a long job shows where it is
                         log.info("feature job (duckdb): %s bucket %d/%d written (%.0f s)", entity, bucket + 1,
                                  buckets, time.perf_counter() - start)

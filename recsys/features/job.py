@@ -17,10 +17,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from recsys.features.batch import run_duckdb_job, snapshot_bounds
-from recsys.features.definitions import BATCH_VIEWS, SNAPSHOT_SECONDS, FeatureSpec
+from recsys.features.definitions import SNAPSHOT_SECONDS, FeatureSpec
 
 log = logging.getLogger(__name__)
 ENGINES = ("duckdb", "spark")
@@ -46,12 +45,10 @@ def run_feature_job(interactions: pd.DataFrame, items: pd.DataFrame, out_dir: st
     out_dir = Path(out_dir)
     start = time.perf_counter()
     if engine == "duckdb":
-        run_duckdb_job(interactions, items, spec, out_dir, last, duckdb)
+        rows = run_duckdb_job(interactions, items, spec, out_dir, last, duckdb)["rows"]
     else:
-        _run_on_spark(interactions, items, spec, out_dir, last, spark or {})
+        rows = _run_on_spark(interactions, items, spec, out_dir, last, spark or {})["rows"]
     seconds = time.perf_counter() - start
-    rows = {view: sum(pq.ParquetFile(p).metadata.num_rows for p in (out_dir / view).rglob("*.parquet"))
-            for view in BATCH_VIEWS}
     summary = {"features_dir": str(out_dir.resolve()), "engine": engine, "seconds": round(seconds, 2),
                "events": len(interactions), "events_per_second": round(len(interactions) / max(seconds, 1e-9)),
                "rows": rows, "first_snapshot": _iso(first), "last_snapshot": _iso(last), "spec": asdict(spec)}
@@ -60,7 +57,7 @@ def run_feature_job(interactions: pd.DataFrame, items: pd.DataFrame, out_dir: st
     return summary
 
 
-def _run_on_spark(interactions, items, spec, out_dir, last, settings: dict) -> None:
+def _run_on_spark(interactions, items, spec, out_dir, last, settings: dict) -> dict:
     from pyspark.sql import SparkSession
 
     from recsys.features.spark_job import run_spark_job, spark_session
@@ -71,7 +68,7 @@ def _run_on_spark(interactions, items, spec, out_dir, last, settings: dict) -> N
     spark = spark_session(settings.get("master", "local[*]"), settings.get("app_name", "recsys-features"),
                           settings.get("conf"))
     try:
-        run_spark_job(spark, interactions, items, spec, out_dir, last)
+        return run_spark_job(spark, interactions, items, spec, out_dir, last)
     finally:
         if not existed and settings.get("stop", True):  # free the JVM for the steps that follow
             spark.stop()

@@ -30,7 +30,6 @@ statements compute exactly that without expanding events (or daily aggregates) p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
 from typing import Callable
 
 from recsys.features.definitions import (
@@ -274,9 +273,10 @@ def snapshot_range(duplicated_items, lo, hi, n, last_snapshot: int | None) -> tu
         raise ValueError("the feature job needs at least one interaction")
     first, last = int(lo) + 1, (int(hi) + 1 if last_snapshot is None else int(last_snapshot))
     if last < first:
-        day = lambda d: str(date(1970, 1, 1) + timedelta(days=d))  # noqa: E731
-        raise ValueError(f"the last snapshot ({day(last)}) is before the end of the first event's day "
-                         f"({day(first)}): no snapshot to compute")
+        from recsys.features.snapshots import snapshot_date  # it imports this module
+
+        raise ValueError(f"the last snapshot ({snapshot_date(last)}) is before the end of the first event's day "
+                         f"({snapshot_date(first)}): no snapshot to compute")
     return first, last
 
 

@@ -67,6 +67,7 @@ def test_buckets_change_nothing(tmp_path):
     assert summary["buckets"] == 3
     for view in BATCH_VIEWS:
         assert_same(view, read_view(tmp_path / "one", view), read_view(tmp_path / "many", view))
+        assert summary["rows"][view] == len(read_view(tmp_path / "many", view))  # what the job reports
         assert len(list((tmp_path / "many" / view).glob("*/part-2.parquet"))) > 0
 
 
@@ -123,3 +124,14 @@ def test_a_run_clears_what_a_killed_run_left(tmp_path):
     run_duckdb_job(interactions, items, spec, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     assert all(len(read_view(tmp_path, view)) for view in ("user_activity_daily", "item_popularity_daily"))
+
+
+def test_a_last_snapshot_before_the_first_event_is_refused(tmp_path):
+    """The message names both days as dates (the engines share the check, recsys.features.sql.snapshot_range)."""
+    interactions = pd.DataFrame({"user_id": ["u"], "item_id": ["i"], "event_type": ["view"],
+                                 "timestamp": [pd.Timestamp("2025-05-05 23:00", tz="UTC")]})
+    items = pd.DataFrame({"item_id": ["i"], "category": ["c"], "price": [1.0]})
+    spec = FeatureSpec().resolve(interactions, items)
+    day = int(interactions.timestamp[0].value // DAY_NS)
+    with pytest.raises(ValueError, match=r"last snapshot \(2025-04-30\) is before .* \(2025-05-06\)"):
+        run_duckdb_job(interactions, items, spec, tmp_path, day - 5)
